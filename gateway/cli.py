@@ -1,0 +1,188 @@
+"""``outpost``: the command line (DESIGN.md §3).
+
+Every verb takes ``-c FILE`` (default ``./outpost.yaml`` when present) so it
+finds the same state directory and addresses as the gateway. Exit codes: 0
+success, 1 a check found problems, 2 the config or arguments are invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from rules.yamlsrc import SourceError
+
+log = logging.getLogger("outpost")
+
+# Verbs implemented in other packages: (module, function adding the parser).
+_PLUGGED_VERBS = [
+    ("simulators.cli", "add_parser"),
+    ("devices.cli", "add_parser"),
+    ("gateway.cli_rules", "add_parser"),
+]
+_LATER = {
+    "record": "record readings from the broker to JSON lines",
+    "command": "send a command to a device by hand",
+    "events": "read the event journal",
+    "silence": "mute notifications for a rule or device",
+    "status": "summary of a running gateway",
+}
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from gateway.app import Gateway
+    from gateway.config import load_config
+
+    try:
+        loaded = load_config(args.config)
+    except SourceError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    setup_logging(args.log_level or loaded.config.log_level)
+    if loaded.path is None:
+        log.info("no outpost.yaml: running on built-in defaults")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Gateway(loaded).run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    from gateway.config import load_config
+
+    try:
+        loaded = load_config(args.config)
+    except SourceError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    cfg = loaded.config
+    where = loaded.path or "built-in defaults"
+    influx = (
+        f"InfluxDB 2.x {cfg.influx.url} bucket {cfg.influx.bucket}"
+        if cfg.influx.api == "v2"
+        else f"InfluxDB 1.x {cfg.influx.url} database {cfg.influx.db}"
+    )
+    print(
+        f"{where}: ok — broker {cfg.mqtt.host}:{cfg.mqtt.port}, {len(cfg.inputs)} input(s), "
+        f"{influx}"
+    )
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from gateway.schemas import write_schemas
+
+    for path in write_schemas(args.out):
+        print(path)
+    return 0
+
+
+def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        print(f"outpost {name}: not available in this version yet", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    """Give a plugged-in verb (and its sub-verbs) the -c option every verb takes."""
+    if "--config" not in parser._option_string_actions:
+        parser.add_argument(
+            "-c",
+            "--config",
+            metavar="FILE",
+            help="config file (default: ./outpost.yaml if present)",
+        )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_common(child)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c", "--config", metavar="FILE", help="config file (default: ./outpost.yaml if present)"
+    )
+    common.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="log level (default: the config's log_level, info)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="outpost",
+        parents=[common],
+        description="Outpost IoT edge gateway: MQTT sensor readings to InfluxDB, with rules.",
+    )
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    run = sub.add_parser("run", parents=[common], help="run the gateway")
+    run.set_defaults(func=_cmd_run)
+
+    config = sub.add_parser("config", parents=[common], help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_verb", metavar="VERB", required=True)
+    check = config_sub.add_parser(
+        "check", parents=[common], help="validate the config; exit 1 on any error"
+    )
+    check.set_defaults(func=_cmd_config_check)
+
+    schema = sub.add_parser(
+        "schema", parents=[common], help="write JSON Schemas of the config, rules and events"
+    )
+    schema.add_argument(
+        "--out", default="schemas", metavar="DIR", help="output folder (default: ./schemas)"
+    )
+    schema.set_defaults(func=_cmd_schema)
+
+    for module_name, function in _PLUGGED_VERBS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        add = getattr(module, function)
+        try:
+            add(sub, common)
+        except TypeError:
+            before = set(sub.choices)
+            add(sub)
+            for name in set(sub.choices) - before:
+                _add_common(sub.choices[name])
+    for name, text in _LATER.items():
+        if name not in sub.choices:
+            later = sub.add_parser(name, parents=[common], help=f"{text} (not yet)")
+            later.set_defaults(func=_not_yet(name))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verb != "run":
+        setup_logging(args.log_level or "warning")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Load ``outpost.yaml``: environment, secret files, validation, positions.
+
+Every problem is collected and reported together as ``file:line:col: message``
+(a :class:`rules.yamlsrc.SourceError`) before the gateway connects anywhere.
+Order of work: YAML with marks → ``${VAR}`` substitution in every string →
+``*_file`` keys read into their secret → pydantic validation → checks that
+need more than one key (topic templates, formats) → relative paths resolved
+against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateway.config.schema import Config
+from rules.yamlsrc import LocDict, LocList, Mark, Problem, SourceError, load_yaml, locate
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+DEFAULT_FILE = "outpost.yaml"
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: Config
+    path: Path | None  # None: built-in defaults
+    base_dir: Path
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        path = Path(relative).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def find_config(explicit: str | None) -> Path | None:
+    """``-c FILE`` if given, else ``./outpost.yaml`` if present, else None (defaults)."""
+    if explicit:
+        return Path(explicit)
+    default = Path(DEFAULT_FILE)
+    return default if default.exists() else None
+
+
+def load_config(explicit: str | None = None, environ: dict[str, str] | None = None) -> LoadedConfig:
+    """Load and validate the config; raise SourceError listing every problem."""
+    path = find_config(explicit)
+    if path is None:
+        return LoadedConfig(Config(), None, Path.cwd())
+    env = dict(os.environ if environ is None else environ)
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SourceError(
+            [Problem(Mark(name, 1, 1), f"cannot read config: {exc.strerror}")]
+        ) from None
+    except UnicodeDecodeError:
+        raise SourceError([Problem(Mark(name, 1, 1), "config is not UTF-8 text")]) from None
+    return parse_config(text, name, path.resolve().parent, env)
+
+
+def parse_config(text: str, name: str, base_dir: Path, env: dict[str, str]) -> LoadedConfig:
+    data = load_yaml(text, name)
+    origin = Mark(name, 1, 1)
+    if data is None:
+        data = LocDict()
+        data.mark, data.key_locs, data.locs = origin, {}, {}
+    if not isinstance(data, LocDict):
+        raise SourceError([Problem(origin, "the config must be a mapping of sections")])
+    problems: list[Problem] = []
+    _substitute(data, env, problems)
+    _read_secret_files(data, base_dir, problems)
+    if problems:
+        raise SourceError(problems)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            where = locate(data, loc, origin)
+            field = ".".join(str(p) for p in loc)
+            problems.append(Problem(where, f"{field}: {_message(err)}" if field else _message(err)))
+        raise SourceError(problems) from None
+    problems.extend(_cross_checks(config, data, origin))
+    if problems:
+        raise SourceError(problems)
+    return LoadedConfig(config, Path(name), base_dir)
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key missing"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _substitute(node: Any, env: dict[str, str], problems: list[Problem]) -> None:
+    """Replace ``${VAR}``/``${VAR:-default}`` in every string value, in place."""
+    if isinstance(node, LocDict):
+        items = [(k, node.locs[k]) for k in node]
+    elif isinstance(node, LocList):
+        items = list(enumerate(node.locs))
+    else:
+        return
+    for key, mark in items:
+        value = node[key]
+        if isinstance(value, str) and "$" in value:
+            node[key] = _expand(value, env, mark, problems)
+        else:
+            _substitute(value, env, problems)
+
+
+def _expand(text: str, env: dict[str, str], mark: Mark, problems: list[Problem]) -> str:
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        var, default = match.group(1), match.group(2)
+        if var in env:
+            return env[var]
+        if default is not None:
+            return default
+        problems.append(
+            Problem(
+                mark,
+                f"environment variable {var} is not set (write ${{{var}:-default}} to allow that)",
+            )
+        )
+        return ""
+
+    return _VAR.sub(one, text)
+
+
+def _read_secret_files(node: Any, base_dir: Path, problems: list[Problem]) -> None:
+    """``password_file: /x`` sets ``password`` to the file's first line (trailing newline cut)."""
+    if isinstance(node, LocList):
+        for item in node:
+            _read_secret_files(item, base_dir, problems)
+        return
+    if not isinstance(node, LocDict):
+        return
+    for key in list(node):
+        value = node[key]
+        if key.endswith("_file") and isinstance(value, str) and value:
+            stem = key.removesuffix("_file")
+            mark = node.locs[key]
+            if stem in node and node[stem] not in (None, ""):
+                problems.append(Problem(mark, f"give {stem} or {key}, not both"))
+                continue
+            path = Path(value).expanduser()
+            path = path if path.is_absolute() else base_dir / path
+            try:
+                secret = path.read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+                problems.append(Problem(mark, f"{key}: cannot read {path}: {reason}"))
+                continue
+            node[stem] = secret
+            node.locs[stem] = mark
+        else:
+            _read_secret_files(value, base_dir, problems)
+
+
+def _cross_checks(config: Config, data: LocDict, origin: Mark) -> list[Problem]:
+    # Imported here: these modules pull in decoders, which config validation
+    # only needs for the names.
+    from gateway.decoders import registry
+    from gateway.topics import TemplateError, TopicTemplate
+
+    problems: list[Problem] = []
+    formats = registry.names()
+    for i, spec in enumerate(config.inputs):
+        try:
+            template = TopicTemplate(spec.topic)
+        except TemplateError as exc:
+            problems.append(Problem(locate(data, ("inputs", i, "topic"), origin), str(exc)))
+            continue
+        if spec.format not in formats:
+            problems.append(
+                Problem(
+                    locate(data, ("inputs", i, "format"), origin),
+                    f"unknown format {spec.format!r}; known: {', '.join(formats)}",
+                )
+            )
+            continue
+        if spec.format == "value" and "metric" not in template.fields and not spec.metric:
+            problems.append(
+                Problem(
+                    locate(data, ("inputs", i, "topic"), origin),
+                    "format value needs {metric} in the topic or a metric: key",
+                )
+            )
+        needs_device = spec.format in ("value", "json")
+        if (
+            needs_device
+            and "device" not in template.fields
+            and not (spec.device or spec.device_field)
+        ):
+            problems.append(
+                Problem(
+                    locate(data, ("inputs", i, "topic"), origin),
+                    "no device: put {device} in the topic, or set device: or device_field:",
+                )
+            )
+    if not config.inputs:
+        problems.append(Problem(locate(data, ("inputs",), origin), "inputs: at least one input"))
+    return problems

@@ -1,0 +1,215 @@
+"""The shape of ``outpost.yaml`` (DESIGN.md §4), validated with pydantic.
+
+Every model forbids unknown keys: a typo such as ``batchsize`` must fail at
+start with its line, not be ignored. Durations and sizes accept the human
+forms (``1s``, ``64KiB``) and are stored as seconds and bytes. Secrets are
+``SecretStr`` so that a repr or a log line never shows them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from gateway.units import parse_duration, parse_size
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "type": ["string", "number"],
+            "pattern": r"^\d+(\.\d+)?(ms|s|m|h|d|w)$",
+            "description": "duration: 500ms, 30s, 5m, 1h, 7d; a number is seconds",
+        }
+    ),
+]
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {
+            "type": ["string", "integer"],
+            "description": "size: 64KiB, 256MiB, 1GB; a number is bytes",
+        }
+    ),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Model):
+    ca: str | None = Field(None, description="CA certificate (PEM) that signed the broker's cert")
+    cert: str | None = Field(None, description="client certificate (PEM) for mutual TLS")
+    key: str | None = Field(None, description="client private key (PEM)")
+    insecure: bool = Field(False, description="skip the broker hostname check (loud warning)")
+
+    @model_validator(mode="after")
+    def _cert_needs_key(self) -> TlsConfig:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("tls: cert and key go together")
+        return self
+
+
+class MqttConfig(_Model):
+    host: str = "localhost"
+    port: int = Field(1883, ge=1, le=65535)
+    client_id: str = Field(
+        "outpost-gw",
+        min_length=1,
+        description="fixed id, so the broker keeps the session across restarts",
+    )
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: str | None = Field(None, description="file holding the password")
+    tls: TlsConfig | None = None
+    keepalive: Duration = Field(30.0, description="half-open connections are noticed after 1.5x")
+    session_expiry: Duration = Field(
+        86400.0,
+        description="how long the broker keeps our "
+        "subscriptions and queued QoS 1 messages while we are away",
+    )
+    reconnect_min: Duration = 0.5
+    reconnect_max: Duration = 30.0
+
+    @field_validator("username", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+class InputConfig(_Model):
+    topic: str = Field(description="template, e.g. sensors/{device}/{metric}; + and # allowed")
+    format: str = Field("value", description="payload format or device convention")
+    qos: Literal[0, 1] = 1
+    time_field: str | None = Field(None, description="json: field holding the reading time")
+    device: str | None = Field(None, description="device id when the topic has no {device}")
+    device_field: str | None = Field(None, description="json: field holding the device id")
+    metric: str | None = Field(None, description="value: metric name when the topic has none")
+    max_payload: Size = 65536
+    tags: dict[str, str] = Field(default_factory=dict, description="extra InfluxDB tags")
+
+
+class InfluxConfig(_Model):
+    url: str = "http://localhost:8086"
+    token: SecretStr | None = None
+    token_file: str | None = None
+    org: str | None = None
+    bucket: str | None = None
+    database: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: str | None = None
+    retention: Duration | None = Field(None, description="1.x: retention of a created database")
+    retention_policy: str | None = Field(None, description="1.x: write into this policy")
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    flush_interval: Duration = 1.0
+    timeout: Duration = 10.0
+    gzip: bool = True
+    max_buffer: int = Field(
+        200_000,
+        ge=1000,
+        description="readings held in memory while "
+        "InfluxDB is unreachable; beyond it the oldest QoS 0 ones are dropped",
+    )
+
+    @field_validator("username", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _one_api(self) -> InfluxConfig:
+        v2 = [k for k in ("org", "bucket", "token") if getattr(self, k) is not None]
+        if v2 and len(v2) < 3:
+            missing = sorted({"org", "bucket", "token"} - set(v2))
+            raise ValueError(f"InfluxDB 2.x needs org, bucket and token; missing {missing}")
+        if v2 and self.database:
+            raise ValueError("give either database (1.x) or org+bucket+token (2.x), not both")
+        return self
+
+    @property
+    def api(self) -> Literal["v1", "v2"]:
+        return "v2" if self.bucket else "v1"
+
+    @property
+    def db(self) -> str:
+        return self.database or "outpost"
+
+
+class OutboxConfig(_Model):
+    max_bytes: Size = 256 * 1024**2
+    max_age: Duration = 7 * 86400.0
+
+
+class CommandSpec(_Model):
+    type: Literal["int", "float", "bool", "str"] | None = None
+    min: float | None = None
+    max: float | None = None
+    enum: list[Any] | None = None
+
+
+class DeviceConfig(_Model):
+    convention: str = "outpost"
+    commands: dict[str, CommandSpec] = Field(default_factory=dict)
+    min_interval: Duration = 0.0
+    ack_timeout: Duration = 5.0
+    retries: int = Field(3, ge=0, le=20)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class SerialConfig(_Model):
+    port: str
+    baud: int = 9600
+    framing: Literal["jsonlines", "kv", "csv"] = "jsonlines"
+    profile: str | None = None
+    device: str
+
+
+class HttpConfig(_Model):
+    listen: str = "127.0.0.1:8080"
+    token: SecretStr | None = None
+    token_file: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        _host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:8080")
+        return value
+
+
+def _default_inputs() -> list[InputConfig]:
+    return [
+        InputConfig(topic="sensors/{device}/{metric}", format="value"),
+        InputConfig(topic="sensors/{device}", format="json", time_field="ts"),
+    ]
+
+
+class Config(_Model):
+    """The whole gateway configuration; every key has a working default."""
+
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    inputs: list[InputConfig] = Field(default_factory=_default_inputs)
+    influx: InfluxConfig = Field(default_factory=InfluxConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    rules: list[str] = Field(default_factory=lambda: ["rules.d/*.yaml"])
+    notify: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    devices: dict[str, DeviceConfig] = Field(default_factory=dict)
+    serial: list[SerialConfig] = Field(default_factory=list)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    state_dir: str = "./var"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -1,0 +1,266 @@
+"""Batches line protocol to InfluxDB, acknowledging messages only once stored.
+
+Entries arrive in message order, each with the acknowledgement token of its
+MQTT message (or None for QoS 0). A batch is written when it holds
+``batch_size`` lines, when its first line is ``flush_interval`` old, or when
+QoS 1 messages are waiting and no new message came for ``idle_flush`` — the
+broker stops sending once its in-flight window is full of unacknowledged
+messages, so waiting for a full batch would stall the stream.
+
+Batches are written one at a time, oldest first, so acknowledgements go out
+in the order the messages came (MQTT requires PUBACKs in order). A batch that
+InfluxDB refuses as bad (400) or too large (413) is split in halves until the
+refused lines are alone; each is dead-lettered and the rest is written.
+Other failures keep the batch and retry with capped exponential backoff and
+jitter, honouring ``Retry-After``.
+
+Memory is bounded by ``max_buffer`` lines. QoS 1 lines are bounded by the
+broker's in-flight window; past the bound the oldest QoS 0 lines are dropped
+and counted (``outpost_dropped_total{reason="buffer_full"}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.deadletter import DeadLetters
+from gateway.influx.sink import InfluxSink, WriteError
+from gateway.metrics import Metrics
+
+log = logging.getLogger("outpost.influx")
+
+Token = object
+OnAcked = Callable[[list[Token]], None]
+
+
+@dataclass(slots=True)
+class Entry:
+    line: str | None  # None: a message that gave no point but whose ack must wait its turn
+    token: Token | None
+    topic: str
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter."""
+
+    def __init__(self, first: float = 0.5, cap: float = 30.0) -> None:
+        self.first, self.cap, self.attempt = first, cap, 0
+
+    def next(self) -> float:
+        ceiling = min(self.cap, self.first * (2**self.attempt))
+        self.attempt += 1
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class InfluxWriter:
+    def __init__(
+        self,
+        sink: InfluxSink,
+        *,
+        batch_size: int,
+        flush_interval: float,
+        max_buffer: int,
+        deadletters: DeadLetters,
+        metrics: Metrics,
+        on_acked: OnAcked,
+        idle_flush: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sink = sink
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._max_buffer = max_buffer
+        self._deadletters = deadletters
+        self._metrics = metrics
+        self._on_acked = on_acked
+        self._idle_flush = idle_flush
+        self._clock = clock
+        self._current: list[Entry] = []
+        self._current_tokens = 0
+        self._first_at = 0.0
+        self._last_add = 0.0
+        self._queue: deque[list[Entry]] = deque()
+        self._buffered = 0
+        self._wake = asyncio.Event()
+        self._stop_event = asyncio.Event()
+        self._stopping = False
+        self._deadline = float("inf")
+        self._backoff = Backoff()
+        self._last_error_log = 0.0
+        self.healthy = True
+
+    @property
+    def buffered(self) -> int:
+        return self._buffered
+
+    def add(self, line: str | None, token: Token | None, topic: str) -> None:
+        """Queue one line (or, with ``line=None``, one acknowledgement) in arrival order."""
+        now = self._clock()
+        if not self._current:
+            self._first_at = now
+        self._last_add = now
+        self._current.append(Entry(line, token, topic))
+        if token is not None:
+            self._current_tokens += 1
+        if line is not None:
+            self._buffered += 1
+            if self._buffered > self._max_buffer:
+                self._drop_oldest_best_effort()
+        if len(self._current) >= self._batch_size:
+            self._seal()
+            self._wake.set()
+        elif token is not None and self._current_tokens == 1:
+            self._wake.set()  # start the idle-flush clock for this batch
+
+    def _seal(self) -> None:
+        self._queue.append(self._current)
+        self._current = []
+        self._current_tokens = 0
+
+    def _drop_oldest_best_effort(self) -> None:
+        target = self._max_buffer * 9 // 10
+        dropped = 0
+        for batch in self._queue:
+            kept = []
+            for entry in batch:
+                if (
+                    self._buffered - dropped > target
+                    and entry.line is not None
+                    and entry.token is None
+                ):
+                    dropped += 1
+                else:
+                    kept.append(entry)
+            batch[:] = kept
+            if self._buffered - dropped <= target:
+                break
+        self._buffered -= dropped
+        if dropped:
+            self._metrics.dropped.labels("buffer_full").inc(dropped)
+            log.warning(
+                "InfluxDB buffer full (%d readings): dropped the %d oldest QoS 0 readings",
+                self._max_buffer,
+                dropped,
+            )
+
+    async def run(self) -> None:
+        """Write batches until :meth:`stop`; then flush what is left (within the deadline)."""
+        await self._sink.open()
+        try:
+            while True:
+                now = self._clock()
+                if not self._queue and self._current:
+                    due = self._first_at + self._flush_interval
+                    idle = self._current_tokens and now - self._last_add >= self._idle_flush
+                    if self._stopping or now >= due or idle:
+                        self._seal()
+                if self._queue:
+                    await self._write_batch(self._queue.popleft())
+                    continue
+                if self._stopping:
+                    return
+                timeout = None
+                if self._current:
+                    timeout = max(0.0, self._first_at + self._flush_interval - now)
+                    if self._current_tokens:
+                        timeout = min(timeout, max(0.0, self._last_add + self._idle_flush - now))
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+        finally:
+            await self._sink.close()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Ask :meth:`run` to flush everything and return; gives up after ``timeout``."""
+        self._stopping = True
+        self._deadline = self._clock() + timeout
+        self._wake.set()
+        self._stop_event.set()
+
+    async def _write_batch(self, batch: list[Entry]) -> None:
+        lines = [e for e in batch if e.line is not None]
+        while True:
+            try:
+                await self._write_entries(lines)
+                break
+            except WriteError as exc:
+                self._metrics.influx_errors.labels(exc.kind).inc()
+                self._metrics.influx_up.set(0)
+                self.healthy = False
+                delay = exc.retry_after if exc.retry_after is not None else self._backoff.next()
+                if self._stopping and self._clock() + delay > self._deadline:
+                    log.error(
+                        "shutting down with %d readings not written to InfluxDB (%s); "
+                        "QoS 1 messages stay unacknowledged and will be redelivered",
+                        self._buffered,
+                        exc,
+                    )
+                    self._buffered -= len(lines)
+                    return
+                self._log_error(exc, delay)
+                await self._sleep(delay)
+        self._backoff.reset()
+        if not self.healthy:
+            log.info("InfluxDB writes succeed again")
+        self.healthy = True
+        self._metrics.influx_up.set(1)
+        self._buffered -= len(lines)
+        self._metrics.influx_buffered.set(self._buffered)
+        tokens = [e.token for e in batch if e.token is not None]
+        if tokens:
+            self._on_acked(tokens)
+
+    async def _write_entries(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        body = "\n".join(e.line for e in entries if e.line is not None)
+        started = time.perf_counter()
+        try:
+            await self._sink.write(body)
+        except WriteError as exc:
+            if not exc.splittable:
+                raise
+            if len(entries) > 1:
+                mid = len(entries) // 2
+                await self._write_entries(entries[:mid])
+                await self._write_entries(entries[mid:])
+                return
+            entry = entries[0]
+            reason = "influx_rejected" if exc.kind == "bad_points" else "influx_too_large"
+            self._deadletters.send(
+                entry.topic, (entry.line or "").encode("utf-8"), reason, str(exc)
+            )
+            return
+        self._metrics.influx_write_seconds.observe(time.perf_counter() - started)
+        self._metrics.points_written.inc(len(entries))
+
+    async def _sleep(self, delay: float) -> None:
+        # Not self._wake: new readings must not cut a retry pause short.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), delay)
+
+    def _log_error(self, exc: WriteError, delay: float) -> None:
+        now = self._clock()
+        if now - self._last_error_log >= 10.0:
+            self._last_error_log = now
+            hint = ""
+            if exc.kind == "auth":
+                hint = " — check the InfluxDB credentials; readings are kept and retried"
+            log.error(
+                "InfluxDB write failed (%s): %s; %d readings waiting, retry in %.1fs%s",
+                exc.kind,
+                exc,
+                self._buffered,
+                delay,
+                hint,
+            )

@@ -1,0 +1,69 @@
+"""The gateway's own Prometheus metrics, every one named ``outpost_…``.
+
+One :class:`Metrics` per gateway instance, each with its own registry, so that
+tests can run several gateways in one process. Hot-path counters are resolved
+to their labelled child once and kept (``labels()`` costs a dict lookup and a
+lock per call).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.readings = Counter(
+            "outpost_readings_total", "Readings decoded, by input", ["input"], registry=r
+        )
+        self.messages = Counter(
+            "outpost_messages_total",
+            "MQTT messages received, by input and outcome (decoded, deadlettered, unmatched)",
+            ["input", "outcome"],
+            registry=r,
+        )
+        self.deadletters = Counter(
+            "outpost_deadletters_total",
+            "Messages and points sent to the dead-letter topic, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.dropped = Counter(
+            "outpost_dropped_total",
+            "Readings dropped without being stored, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.points_written = Counter(
+            "outpost_influx_points_written_total", "Points InfluxDB answered 2xx for", registry=r
+        )
+        self.influx_errors = Counter(
+            "outpost_influx_errors_total", "Failed InfluxDB writes, by kind", ["kind"], registry=r
+        )
+        self.influx_write_seconds = Histogram(
+            "outpost_influx_write_seconds",
+            "Duration of successful InfluxDB writes",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.influx_buffered = Gauge(
+            "outpost_influx_buffered_readings",
+            "Readings waiting to be written to InfluxDB",
+            registry=r,
+        )
+        self.influx_up = Gauge(
+            "outpost_influx_up", "1 when the last InfluxDB write succeeded", registry=r
+        )
+        self.mqtt_connected = Gauge(
+            "outpost_mqtt_connected", "1 while connected to the broker", registry=r
+        )
+        self.mqtt_reconnects = Counter(
+            "outpost_mqtt_reconnects_total", "Connections to the broker after the first", registry=r
+        )
+        self.unacked = Gauge(
+            "outpost_mqtt_unacked_messages",
+            "QoS 1 messages received and not yet acknowledged",
+            registry=r,
+        )

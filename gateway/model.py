@@ -1,0 +1,74 @@
+"""The one record that flows through the pipeline: a decoded sensor reading.
+
+Decoders (``gateway.decoders``, ``devices``) produce a ``Reading``; the rules
+engine, the InfluxDB writer, the journal and the dashboard consume it. Nothing
+past a decoder handles readings as dicts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+Value = float | bool | str
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One value of one metric of one device at one instant.
+
+    ``value`` is a float for every number (a sensor that sends ``40`` then
+    ``40.5`` must land in one InfluxDB field type), a bool for switches, a str
+    for text states. ``ts`` is nanoseconds since the epoch, UTC. ``tags`` are
+    extra InfluxDB tags (from the input config or the device). ``topic`` is the
+    MQTT topic it came from; ``trace_id`` follows it into alerts and commands.
+    """
+
+    device: str
+    metric: str
+    value: Value
+    ts: int
+    unit: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    topic: str = ""
+    trace_id: str = ""
+
+
+class InvalidReading(ValueError):
+    """A payload decoded, but what it says cannot be a reading.
+
+    ``reason`` is a short stable token (``empty_device``, ``non_finite`` …)
+    used as the dead-letter reason and the metrics label; the message explains.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_identifier(kind: str, text: str) -> None:
+    """Refuse names InfluxDB line protocol cannot carry: empty, newline, control chars."""
+    if not text:
+        raise InvalidReading(f"empty_{kind}", f"empty {kind}")
+    for ch in text:
+        if ch < " " or ch == "\x7f":
+            raise InvalidReading(f"bad_{kind}", f"{kind} {text!r} contains a control character")
+
+
+def check_value(value: object) -> Value:
+    """Normalise a decoded scalar: ints become floats, non-finite numbers are refused."""
+    if isinstance(value, (bool, str)):
+        if isinstance(value, str) and ("\n" in value or "\r" in value):
+            # A newline would end the line-protocol line; refuse rather than mangle.
+            raise InvalidReading("bad_value", "string value contains a newline")
+        return value
+    if isinstance(value, (int, float)):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise InvalidReading("non_finite", f"number too large: {str(value)[:40]}…") from None
+        if not math.isfinite(number):
+            raise InvalidReading("non_finite", f"non-finite number {number}")
+        return number
+    raise InvalidReading("bad_value", f"unsupported value type {type(value).__name__}")

@@ -1,0 +1,1 @@
+"""MQTT clients of the gateway: the ingest subscriber (paho, manual acks)."""

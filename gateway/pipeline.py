@@ -1,0 +1,186 @@
+"""From MQTT message to stored reading: route → size check → decode → observe → write.
+
+Two threads meet here. ``on_message`` runs on paho's network thread: it
+routes the topic to its input, checks the size, decodes, and appends the
+result to a bounded queue. The event loop drains that queue in order: each
+reading goes to the observers (rules, live views) and to the InfluxDB writer,
+together with the message's acknowledgement token. One wake-up of the loop
+serves as many messages as have queued, so the hand-over costs little per
+message.
+
+Drop policy of the hand-over queue (``max_pending`` messages): only reachable
+when the event loop falls behind a QoS 0 flood. QoS 0 messages beyond it are
+dropped and counted (``outpost_dropped_total{reason="queue_full"}``); QoS 1
+messages are never dropped here — the broker's in-flight window bounds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from gateway.deadletter import DeadLetters
+from gateway.decoders.base import DecodeError, Decoder, Message
+from gateway.influx.lineproto import LineEncoder, Unwritable
+from gateway.influx.writer import InfluxWriter
+from gateway.metrics import Metrics
+from gateway.model import Reading
+from gateway.topics import TopicRouter, TopicTemplate
+
+log = logging.getLogger("outpost.pipeline")
+
+Observer = Callable[[Reading], None]
+
+
+@dataclass
+class Input:
+    """One ``inputs:`` entry, compiled."""
+
+    name: str
+    template: TopicTemplate
+    decoder: Decoder
+    qos: int
+    max_payload: int
+
+
+class Pipeline:
+    def __init__(
+        self,
+        inputs: Sequence[Input],
+        *,
+        writer: InfluxWriter,
+        deadletters: DeadLetters,
+        metrics: Metrics,
+        loop: asyncio.AbstractEventLoop,
+        max_pending: int = 100_000,
+        max_batch: int = 5000,
+    ) -> None:
+        self._router: TopicRouter[Input] = TopicRouter([(i.template, i) for i in inputs])
+        self._writer = writer
+        self._deadletters = deadletters
+        self._metrics = metrics
+        self._loop = loop
+        self._encoder = LineEncoder()
+        self._observers: list[Observer] = []
+        self._queue: deque[tuple[list[Reading] | None, object | None, str]] = deque()
+        self._max_pending = max_pending
+        self._max_batch = max_batch
+        self._scheduled = False
+        self._trace_prefix = os.urandom(4).hex()
+        self._trace_seq = 0
+        self._decoded = {i.name: metrics.messages.labels(i.name, "decoded") for i in inputs}
+        self._rejected = {i.name: metrics.messages.labels(i.name, "deadlettered") for i in inputs}
+        self._readings = {i.name: metrics.readings.labels(i.name) for i in inputs}
+        self._queue_full = metrics.dropped.labels("queue_full")
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer(reading)`` on the event loop for every decoded reading."""
+        self._observers.append(observer)
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    # MQTT thread ----------------------------------------------------------------
+
+    def on_message(self, topic: str, payload: bytes, token: object | None) -> None:
+        route = self._router.route(topic)
+        if route is None:
+            self._metrics.messages.labels("", "unmatched").inc()
+            self._deadletters.send(
+                topic, payload, "no_input", "topic matches no input template (an empty level?)"
+            )
+            self._enqueue(None, token, topic)
+            return
+        spec, fields = route
+        if len(payload) > spec.max_payload:
+            self._rejected[spec.name].inc()
+            self._deadletters.send(
+                topic,
+                payload,
+                "too_large",
+                f"{len(payload)} bytes > max_payload {spec.max_payload}",
+            )
+            self._enqueue(None, token, topic)
+            return
+        self._trace_seq += 1
+        message = Message(
+            topic,
+            payload,
+            fields,
+            time.time_ns(),
+            trace_id=f"{self._trace_prefix}{self._trace_seq:x}",
+        )
+        try:
+            readings = spec.decoder.decode(message)
+        except DecodeError as exc:
+            self._rejected[spec.name].inc()
+            self._deadletters.send(topic, payload, exc.reason, str(exc))
+            self._enqueue(None, token, topic)
+            return
+        except Exception as exc:  # a decoder bug must not stop the gateway
+            log.exception("decoder %s failed on %s", spec.name, topic[:120])
+            self._rejected[spec.name].inc()
+            self._deadletters.send(topic, payload, "decoder_error", f"{type(exc).__name__}")
+            self._enqueue(None, token, topic)
+            return
+        self._decoded[spec.name].inc()
+        self._readings[spec.name].inc(len(readings))
+        self._enqueue(readings, token, topic)
+
+    def _enqueue(self, readings: list[Reading] | None, token: object | None, topic: str) -> None:
+        if token is None and len(self._queue) >= self._max_pending:
+            self._queue_full.inc(len(readings) if readings else 1)
+            return
+        self._queue.append((readings, token, topic))
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                self._loop.call_soon_threadsafe(self.drain)
+            except RuntimeError:  # loop closed during shutdown
+                self._scheduled = False
+
+    # event loop -------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Process queued messages in order (on the event loop)."""
+        queue, writer, encoder, observers = (
+            self._queue,
+            self._writer,
+            self._encoder,
+            self._observers,
+        )
+        done = 0
+        while True:
+            while queue and done < self._max_batch:
+                readings, token, topic = queue.popleft()
+                done += 1
+                if not readings:
+                    writer.add(None, token, topic)
+                    continue
+                last = len(readings) - 1
+                for i, reading in enumerate(readings):
+                    for observer in observers:
+                        try:
+                            observer(reading)
+                        except Exception:
+                            log.exception("reading observer failed")
+                    try:
+                        line = encoder.encode(reading)
+                    except Unwritable as exc:
+                        self._deadletters.send(topic, repr(reading).encode(), exc.reason, str(exc))
+                        line = None
+                    writer.add(line, token if i == last else None, topic)
+            if done >= self._max_batch and queue:
+                # Let the writer and other tasks run before the next slice.
+                self._loop.call_soon(self.drain)
+                return
+            self._scheduled = False
+            if not queue:
+                return
+            self._scheduled = True
