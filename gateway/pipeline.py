@@ -59,6 +59,7 @@ class Pipeline:
         loop: asyncio.AbstractEventLoop,
         max_pending: int = 100_000,
         max_batch: int = 5000,
+        gather_delay: float = 0.002,
     ) -> None:
         self._router: TopicRouter[Input] = TopicRouter([(i.template, i) for i in inputs])
         self._writer = writer
@@ -70,6 +71,7 @@ class Pipeline:
         self._queue: deque[tuple[list[Reading] | None, object | None, str]] = deque()
         self._max_pending = max_pending
         self._max_batch = max_batch
+        self._gather_delay = gather_delay
         self._scheduled = False
         self._trace_prefix = os.urandom(4).hex()
         self._trace_seq = 0
@@ -141,9 +143,14 @@ class Pipeline:
         if not self._scheduled:
             self._scheduled = True
             try:
-                self._loop.call_soon_threadsafe(self.drain)
+                self._loop.call_soon_threadsafe(self._drain_soon)
             except RuntimeError:  # loop closed during shutdown
                 self._scheduled = False
+
+    def _drain_soon(self) -> None:
+        # Waking the event loop from another thread costs a pipe write and a
+        # select; waiting a moment lets one wake-up serve many messages.
+        self._loop.call_later(self._gather_delay, self.drain)
 
     # event loop -------------------------------------------------------------------
 
