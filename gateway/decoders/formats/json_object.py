@@ -32,9 +32,12 @@ def _no_constants(name: str) -> Any:
 
 def load_object(payload: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(payload, parse_constant=_no_constants)
+        # Decode first: json.loads would guess UTF-16/32 from the first bytes.
+        text = payload.decode("utf-8")
     except UnicodeDecodeError:
         raise DecodeError("bad_utf8", "payload is not UTF-8") from None
+    try:
+        data = json.loads(text, parse_constant=_no_constants)
     except RecursionError:
         raise DecodeError("too_deep", "JSON nested too deep") from None
     except InvalidReading:
