@@ -159,3 +159,21 @@ def locate(data: Any, path: tuple[int | str, ...], default: Mark) -> Mark:
         else:
             break
     return mark
+
+
+def locate_key(data: Any, path: tuple[int | str, ...], default: Mark) -> Mark:
+    """Like :func:`locate`, but the mark of the last step's *key* (for "unknown key")."""
+    if not path:
+        return locate(data, path, default)
+    parent = data
+    for step in path[:-1]:
+        if isinstance(parent, LocDict) and isinstance(step, str) and step in parent:
+            parent = parent[step]
+        elif isinstance(parent, LocList) and isinstance(step, int) and 0 <= step < len(parent):
+            parent = parent[step]
+        else:
+            return locate(data, path, default)
+    last = path[-1]
+    if isinstance(parent, LocDict) and isinstance(last, str) and last in parent.key_locs:
+        return parent.key_locs[last]
+    return locate(data, path, default)

@@ -19,7 +19,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from gateway.config.schema import Config
-from rules.yamlsrc import LocDict, LocList, Mark, Problem, SourceError, load_yaml, locate
+from rules.yamlsrc import (
+    LocDict,
+    LocList,
+    Mark,
+    Problem,
+    SourceError,
+    load_yaml,
+    locate,
+    locate_key,
+)
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -82,7 +91,8 @@ def parse_config(text: str, name: str, base_dir: Path, env: dict[str, str]) -> L
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
-            where = locate(data, loc, origin)
+            find = locate_key if err["type"] == "extra_forbidden" else locate
+            where = find(data, loc, origin)
             field = ".".join(str(p) for p in loc)
             problems.append(Problem(where, f"{field}: {_message(err)}" if field else _message(err)))
         raise SourceError(problems) from None
