@@ -1,0 +1,40 @@
+# Outpost — the two commands of the README's Quick start, and a few more.
+PYTHON ?= python3
+VENV ?= .venv
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# System packages the tests start as real processes (DESIGN.md §8).
+TEST_PACKAGES := mosquitto mosquitto-clients influxdb victoria-metrics docker-compose chromium curl
+
+.PHONY: demo test venv test-deps bench lint clean
+
+demo:
+	scripts/demo.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+test-deps:
+	@missing=$$(for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: test-deps venv
+	$(VENV)/bin/python -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check gateway rules devices simulators tests benchmarks
+	$(VENV)/bin/mypy
+
+bench: venv test-deps
+	$(VENV)/bin/python -m benchmarks.ingest
+
+clean:
+	rm -rf $(VENV) var schemas .pytest_cache
