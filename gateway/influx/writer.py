@@ -97,6 +97,9 @@ class InfluxWriter:
         self._deadline = float("inf")
         self._backoff = Backoff()
         self._last_error_log = 0.0
+        self._last_drop_log = float("-inf")
+        self._dropped_unlogged = 0
+        self.writing: list[Entry] = []  # the batch being written, for inspection
         self.healthy = True
 
     @property
@@ -106,7 +109,8 @@ class InfluxWriter:
     def add(self, line: str | None, token: Token | None, topic: str) -> None:
         """Queue one line (or, with ``line=None``, one acknowledgement) in arrival order."""
         now = self._clock()
-        if not self._current:
+        first = not self._current
+        if first:
             self._first_at = now
         self._last_add = now
         self._current.append(Entry(line, token, topic))
@@ -119,8 +123,8 @@ class InfluxWriter:
         if len(self._current) >= self._batch_size:
             self._seal()
             self._wake.set()
-        elif token is not None and self._current_tokens == 1:
-            self._wake.set()  # start the idle-flush clock for this batch
+        elif first or (token is not None and self._current_tokens == 1):
+            self._wake.set()  # start this batch's flush_interval (or idle-flush) clock
 
     def _seal(self) -> None:
         self._queue.append(self._current)
@@ -147,11 +151,13 @@ class InfluxWriter:
         self._buffered -= dropped
         if dropped:
             self._metrics.dropped.labels("buffer_full").inc(dropped)
-            log.warning(
-                "InfluxDB buffer full (%d readings): dropped the %d oldest QoS 0 readings",
-                self._max_buffer,
-                dropped,
-            )
+            self._dropped_unlogged += dropped
+            now = self._clock()
+            if now - self._last_drop_log >= 10.0:
+                self._last_drop_log = now
+                log.warning("InfluxDB buffer full (%d readings): dropped the %d oldest QoS 0 "
+                            "readings", self._max_buffer, self._dropped_unlogged)
+                self._dropped_unlogged = 0
 
     async def run(self) -> None:
         """Write batches until :meth:`stop`; then flush what is left (within the deadline)."""
@@ -188,6 +194,7 @@ class InfluxWriter:
         self._stop_event.set()
 
     async def _write_batch(self, batch: list[Entry]) -> None:
+        self.writing = batch
         lines = [e for e in batch if e.line is not None]
         while True:
             try:

@@ -177,3 +177,16 @@ def test_qos1_message_is_acknowledged_only_after_influxdb_stored_it(
     with GatewayProcess(path):
         rows = influxdb.wait_for_count(influx_db, 50, measurement="seq", timeout=20)
     assert sorted(r["fields"]["value"] for r in rows) == list(range(50))
+
+
+def test_a_few_qos0_readings_are_written_within_flush_interval(
+    tmp_path, mosquitto, influxdb, influx_db
+):
+    config = gateway_config(mosquitto.port, influxdb.url, influx_db,
+                            influx={"flush_interval": "500ms"},
+                            inputs=[{"topic": "sensors/{device}/{metric}", "qos": 0}])
+    with GatewayProcess(write_config(tmp_path / "outpost.yaml", config)), \
+            Device(mosquitto.port) as device:
+        device.publish("sensors/gh-1/temperature", "21.5", qos=0)
+        rows = influxdb.wait_for_count(influx_db, 1, timeout=5)
+    assert rows[0]["fields"] == {"value": 21.5}
