@@ -99,7 +99,23 @@ def parse_config(text: str, name: str, base_dir: Path, env: dict[str, str]) -> L
     problems.extend(_cross_checks(config, data, origin))
     if problems:
         raise SourceError(problems)
-    return LoadedConfig(config, Path(name), base_dir)
+    return LoadedConfig(_resolve_paths(config, base_dir), Path(name), base_dir)
+
+
+def _resolve_paths(config: Config, base_dir: Path) -> Config:
+    """Make file paths relative to the config file's folder, not to where we were started."""
+
+    def absolute(value: str) -> str:
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else base_dir / path)
+
+    updates: dict[str, Any] = {"state_dir": absolute(config.state_dir),
+                               "rules": [absolute(r) for r in config.rules]}
+    tls = config.mqtt.tls
+    if tls is not None:
+        files = {k: absolute(v) for k in ("ca", "cert", "key") if (v := getattr(tls, k))}
+        updates["mqtt"] = config.mqtt.model_copy(update={"tls": tls.model_copy(update=files)})
+    return config.model_copy(update=updates)
 
 
 def _message(err: Any) -> str:

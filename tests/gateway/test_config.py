@@ -176,3 +176,19 @@ def test_run_with_bad_config_exits_2_before_connecting(tmp_path):
     assert result.stderr.startswith(f"{bad}:1:31: mqtt.port: Input should be a valid integer")
     assert "connecting" not in result.stderr
     assert time.monotonic() - started < 10
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path, monkeypatch):
+    conf_dir = tmp_path / "etc"
+    conf_dir.mkdir()
+    path = write(conf_dir, """\
+mqtt: {tls: {ca: certs/ca.crt, cert: /abs/c.crt, key: certs/c.key}}
+rules: ["rules.d/*.yaml"]
+state_dir: var
+""")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(str(path), environ={}).config
+    assert cfg.mqtt.tls.ca == str(conf_dir / "certs/ca.crt")
+    assert cfg.mqtt.tls.cert == "/abs/c.crt"
+    assert cfg.state_dir == str(conf_dir / "var")
+    assert cfg.rules == [str(conf_dir / "rules.d/*.yaml")]
