@@ -24,9 +24,9 @@ _PLUGGED_VERBS = [
     ("simulators.cli", "add_parser"),
     ("devices.cli", "add_parser"),
     ("gateway.cli_rules", "add_parser"),
+    ("gateway.record", "add_parser"),
 ]
 _LATER = {
-    "record": "record readings from the broker to JSON lines",
     "command": "send a command to a device by hand",
     "events": "read the event journal",
     "silence": "mute notifications for a rule or device",
