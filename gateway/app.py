@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from gateway.alerting import RulesRuntime, load_rule_files
+from gateway.commands import CommandPolicy
 from gateway.config import LoadedConfig
 from gateway.deadletter import DeadLetters
 from gateway.decoders import registry
 from gateway.influx import make_sink
 from gateway.influx.writer import InfluxWriter
+from gateway.journal import Journal
 from gateway.metrics import Metrics
 from gateway.mqtt.ingest import MqttIngest
 from gateway.pipeline import Input, Pipeline
@@ -32,7 +35,10 @@ class Gateway:
         self.ingest: MqttIngest | None = None
         self.writer: InfluxWriter | None = None
         self.pipeline: Pipeline | None = None
+        self.rules: RulesRuntime | None = None
         self.ready = asyncio.Event()
+        # Validate the rule files now: bad rules fail the start, before any connection.
+        load_rule_files(self.config.rules)
 
     def _inputs(self) -> list[Input]:
         inputs = []
@@ -90,16 +96,30 @@ class Gateway:
         publish_late.append(ingest)
         ingest_ack.append(ingest)
 
+        journal = Journal(cfg.state_dir)
+        self.rules = rules = RulesRuntime(
+            cfg.rules, journal=journal, publish=ingest.publish,
+            write_line=lambda line: writer.add(line, None, "outpost/events"),
+            policy=CommandPolicy(cfg.devices), metrics=self.metrics)
+        if rules.rule_count:
+            pipeline.add_observer(rules.observe)
+
         log.info("writing to %s", sink.describe())
         writer_task = asyncio.create_task(writer.run(), name="influx-writer")
+        rules_stop = asyncio.Event()
+        rules_task = asyncio.create_task(rules.run(rules_stop), name="rules")
         ingest.start()
         self.ready.set()
         stop_task = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({writer_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-        if writer_task in done:  # the writer died: report it rather than hide it
+        done, _ = await asyncio.wait({writer_task, rules_task, stop_task},
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if stop_task not in done:  # a task died: report it rather than hide it
             stop_task.cancel()
             ingest.stop()
-            writer_task.result()
+            rules.checkpoint()
+            journal.close()
+            for task in done:
+                task.result()
             return
         log.info(
             "stopping: flushing %d queued messages and %d buffered readings",
@@ -110,7 +130,16 @@ class Gateway:
         while pipeline.pending:
             pipeline.drain()
             await asyncio.sleep(0)
+        rules_stop.set()
+        await rules_task
+        rules.checkpoint()
+        journal.close()
         await writer.stop(timeout=10.0)
         await writer_task
         await loop.run_in_executor(None, ingest.stop)
         log.info("stopped")
+
+    def reload_rules(self) -> None:
+        """SIGHUP: re-read the rule files now."""
+        if self.rules is not None:
+            self.rules.reload()

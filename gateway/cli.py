@@ -56,13 +56,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         log.info("no outpost.yaml: running on built-in defaults")
 
     async def main() -> None:
+        gateway = Gateway(loaded)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await Gateway(loaded).run(stop)
+        loop.add_signal_handler(signal.SIGHUP, gateway.reload_rules)
+        await gateway.run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except SourceError as exc:  # invalid rule files: refuse to start
+        print(exc, file=sys.stderr)
+        return 2
     return 0
 
 
@@ -75,6 +81,13 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     cfg = loaded.config
+    from gateway.alerting import load_rule_files
+
+    try:
+        ruleset, files = load_rule_files(cfg.rules)
+    except SourceError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     where = loaded.path or "built-in defaults"
     influx = (
         f"InfluxDB 2.x {cfg.influx.url} bucket {cfg.influx.bucket}"
@@ -83,7 +96,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     )
     print(
         f"{where}: ok — broker {cfg.mqtt.host}:{cfg.mqtt.port}, {len(cfg.inputs)} input(s), "
-        f"{influx}"
+        f"{influx}, {len(ruleset.rules)} rule(s) from {len(files)} file(s)"
     )
     return 0
 

@@ -67,3 +67,14 @@ class Metrics:
             "QoS 1 messages received and not yet acknowledged",
             registry=r,
         )
+        self.rule_eval_seconds = Histogram(
+            "outpost_rule_evaluation_seconds",
+            "Time to evaluate the rules for one reading (sampled: one reading in 64)",
+            buckets=(1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01), registry=r)
+        self.alert_events = Counter("outpost_alert_events_total",
+                                    "Alert events published, by state", ["state"], registry=r)
+        self.commands = Counter("outpost_commands_total", "Device commands, by outcome",
+                                ["outcome"], registry=r)
+        self.rule_reloads = Counter("outpost_rule_reloads_total",
+                                    "Rule file reloads, applied or refused", ["outcome"],
+                                    registry=r)

@@ -1,0 +1,232 @@
+"""Live rules: readings in, alert events and device commands out (DESIGN.md §6).
+
+The engine (``rules/``) is pure; this module gives it a clock, a journal and
+a voice. Every reading is observed on the event loop at its arrival time; a
+tick task advances time-based transitions (``for``, ``keep_firing_for``,
+``repeat``, ``absent``) at their deadlines, at most ``TICK_MAX`` late. Each
+alert event is published on ``outpost/alerts/{rule}/{device}`` (QoS 1),
+appended to the journal and written to InfluxDB (``outpost_alerts``); each
+command request is checked against ``devices:`` and published on
+``devices/{device}/set`` (QoS 1), or refused with a log line and a counter.
+
+Rule files are re-read when they change (polled) or on SIGHUP: a valid new
+set replaces the old one and rules whose definition did not change keep their
+state; an invalid set is refused with every error and the old rules keep
+running. At start the alert state is rebuilt from the journal, so a restart
+neither re-announces a firing alert nor forgets a pending one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.commands import CommandPolicy, Refused
+from gateway.influx.lineproto import LineEncoder, Unwritable
+from gateway.journal import Journal
+from gateway.metrics import Metrics
+from gateway.model import Reading
+from rules import AlertEvent, CommandRequest, Engine, RuleSet, SourceError, StoredAlert, load_rules
+
+log = logging.getLogger("outpost.rules")
+
+TICK_MAX = 0.25  # seconds: the latest a time-based transition happens live
+RELOAD_POLL = 2.0  # seconds between checks of the rule files' modification times
+CHECKPOINT_EVERY = 60.0
+
+Publish = Callable[[str, bytes, int], None]
+WriteLine = Callable[[str], None]
+
+
+def rule_files(patterns: list[str]) -> list[Path]:
+    """Files matching the config's ``rules:`` globs, in a stable order."""
+    found: dict[str, Path] = {}
+    for pattern in patterns:
+        for name in sorted(glob.glob(pattern)):
+            found.setdefault(os.path.abspath(name), Path(name))
+    return list(found.values())
+
+
+def load_rule_files(patterns: list[str]) -> tuple[RuleSet, list[Path]]:
+    """Read and validate every rule file; raises SourceError with every problem."""
+    files = rule_files(patterns)
+    sources = []
+    for path in files:
+        try:
+            sources.append((str(path), path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            from rules import Mark, Problem
+
+            raise SourceError([Problem(Mark(str(path), 1, 1), f"cannot read: {exc}")]) from None
+    return load_rules(sources), files
+
+
+class RulesRuntime:
+    def __init__(self, patterns: list[str], *, journal: Journal, publish: Publish,
+                 write_line: WriteLine, policy: CommandPolicy, metrics: Metrics,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        self._patterns = patterns
+        self._journal = journal
+        self._publish = publish
+        self._write_line = write_line
+        self._policy = policy
+        self._metrics = metrics
+        self._clock = clock
+        self._encoder = LineEncoder()
+        ruleset, self._files = load_rule_files(patterns)
+        self._mtimes = self._stat()
+        self.engine = Engine(ruleset)
+        self._fingerprints = {r.name: r.fingerprint for r in ruleset.rules}
+        restored = self.engine.restore(journal.alerts(), journal.series())
+        self._wake = asyncio.Event()
+        self._observed = 0
+        self._timed = metrics.rule_eval_seconds
+        log.info("%d rules from %d files; %d alerts restored from the journal",
+                 len(ruleset.rules), len(self._files), restored)
+
+    @property
+    def rule_count(self) -> int:
+        return len(self._fingerprints)
+
+    # event loop: one call per reading ------------------------------------------
+
+    def observe(self, reading: Reading) -> None:
+        self._observed += 1
+        if self._observed & 63:
+            outputs = self.engine.observe(reading, self._clock())
+        else:  # time one reading in 64: timing each would cost more than evaluating
+            started = time.perf_counter()
+            outputs = self.engine.observe(reading, self._clock())
+            self._timed.observe(time.perf_counter() - started)
+        if outputs:
+            self._handle(outputs)
+            self._wake.set()  # a new deadline may be earlier than the tick task's sleep
+
+    def _handle(self, outputs: list[AlertEvent | CommandRequest]) -> None:
+        for out in outputs:
+            if isinstance(out, AlertEvent):
+                self._alert(out)
+            else:
+                self._command(out)
+
+    def _alert(self, event: AlertEvent) -> None:
+        state = event.state.value
+        self._metrics.alert_events.labels(state).inc()
+        payload = event.to_dict()
+        record = self.engine.state_of(event.rule, event.device)
+        stored = StoredAlert(event.rule, self._fingerprints.get(event.rule, ""), event.device,
+                             record)
+        self._journal.append("alert", payload, rule=event.rule, device=event.device,
+                             trace_id=event.trace_id, state=stored.to_dict(), ts=event.at)
+        try:
+            self._publish(event.topic, event.to_json().encode(), 1)
+        except ValueError as exc:  # a topic paho refuses (wildcards in a device id)
+            log.error("cannot publish alert %s/%s: %s", event.rule, event.device, exc)
+        fields: dict[str, float | bool | str] = {"message": event.message}
+        if isinstance(event.value, (int, float)) and not isinstance(event.value, bool):
+            fields["value"] = float(event.value)
+        try:
+            self._write_line(self._encoder.encode_point(
+                "outpost_alerts", {"rule": event.rule, "device": event.device, "state": state,
+                                   "severity": event.severity}, fields, event.at))
+        except Unwritable:
+            pass
+        level = logging.WARNING if state == "firing" else logging.INFO
+        log.log(level, "alert %s %s for %s: %s", event.rule, state.upper(), event.device,
+                event.message)
+
+    def _command(self, request: CommandRequest) -> None:
+        base = request.to_dict()
+        try:
+            command = self._policy.check(request.target, request.settings)
+        except Refused as exc:
+            self._metrics.commands.labels("refused").inc()
+            self._journal.append("command_refused", {**base, "reason": exc.reason,
+                                                     "detail": str(exc)},
+                                 rule=request.rule, device=request.target,
+                                 trace_id=request.trace_id, ts=request.at)
+            log.warning("refused command from rule %s to %s: %s", request.rule, request.target,
+                        exc)
+            return
+        self._publish(command.topic, command.payload(), 1)
+        self._metrics.commands.labels("sent").inc()
+        self._journal.append("command", {**base, "id": command.id, "set": dict(command.settings)},
+                             rule=request.rule, device=command.device, trace_id=request.trace_id,
+                             ts=request.at)
+        try:
+            self._write_line(self._encoder.encode_point(
+                "outpost_commands", {"device": command.device, "rule": request.rule},
+                {"id": command.id, "settings": command.payload().decode()}, request.at))
+        except Unwritable:
+            pass
+        log.info("command %s to %s: %s (rule %s)", command.id, command.device,
+                 dict(command.settings), request.rule)
+
+    # background: ticks, reloads, checkpoints ------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        next_reload = next_checkpoint = loop.time()
+        next_reload += RELOAD_POLL
+        next_checkpoint += CHECKPOINT_EVERY
+        while not stop.is_set():
+            now_ns = self._clock()
+            due = self.engine.next_deadline()
+            if due is not None and due <= now_ns:
+                outputs = self.engine.tick(now_ns)
+                if outputs:
+                    self._handle(outputs)
+                continue
+            sleep = TICK_MAX if due is None else min(TICK_MAX, (due - now_ns) / 1e9)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.001, sleep))
+            except TimeoutError:
+                pass
+            if loop.time() >= next_reload:
+                next_reload = loop.time() + RELOAD_POLL
+                if self._stat() != self._mtimes:
+                    self.reload()
+            if loop.time() >= next_checkpoint:
+                next_checkpoint = loop.time() + CHECKPOINT_EVERY
+                self.checkpoint()
+
+    def _stat(self) -> dict[str, float]:
+        mtimes = {}
+        for path in rule_files(self._patterns):
+            try:
+                mtimes[str(path)] = path.stat().st_mtime
+            except OSError:
+                continue
+        return mtimes
+
+    def reload(self) -> bool:
+        """Re-read the rule files; keep the old rules if the new ones are invalid."""
+        self._mtimes = self._stat()
+        try:
+            ruleset, files = load_rule_files(self._patterns)
+        except SourceError as exc:
+            self._metrics.rule_reloads.labels("refused").inc()
+            log.error("rule files changed but are invalid; the previous rules keep running:\n%s",
+                      exc)
+            return False
+        result = self.engine.reload(ruleset)
+        self._files = files
+        self._fingerprints = {r.name: r.fingerprint for r in ruleset.rules}
+        self._metrics.rule_reloads.labels("applied").inc()
+        log.info("rules reloaded: %d kept, %d changed, %d added, %d removed (%d alerts dropped)",
+                 len(result.kept), len(result.changed), len(result.added), len(result.removed),
+                 result.dropped_alerts)
+        self._wake.set()
+        return True
+
+    def checkpoint(self) -> None:
+        self._journal.checkpoint(self.engine.alerts(), self.engine.export_series())
+
+    def counters(self) -> dict[str, int]:
+        return self.engine.counters()
