@@ -79,14 +79,17 @@ def stored(influx: InfluxDB, db: str) -> int:
 
 
 def end_to_end(broker: Mosquitto, influx: InfluxDB, count: int, workdir: Path,
-               round_no: int) -> dict[str, float]:
+               round_no: int | str, extra: dict[str, object] | None = None) -> dict[str, float]:
+    """Run ``outpost run`` (with ``extra`` config keys) and time ``count`` readings to influxd."""
     db = f"bench_{round_no}"
     config = {
         "mqtt": {"host": "127.0.0.1", "port": broker.port, "client_id": f"bench-gw-{round_no}"},
         "influx": {"url": influx.url, "database": db},
         "inputs": [{"topic": "sensors/{device}/{metric}", "format": "value", "qos": 0}],
-        "state_dir": str(workdir / "var"),
+        "state_dir": str(workdir / f"var-{round_no}"),
+        "rules": [],
         "log_level": "warning",
+        **(extra or {}),
     }
     path = workdir / f"gw-{round_no}.yaml"
     path.write_text(yaml.safe_dump(config))
