@@ -25,10 +25,10 @@ _PLUGGED_VERBS = [
     ("devices.cli", "add_parser"),
     ("gateway.cli_rules", "add_parser"),
     ("gateway.record", "add_parser"),
+    ("gateway.events_cli", "add_parser"),
 ]
 _LATER = {
     "command": "send a command to a device by hand",
-    "events": "read the event journal",
     "silence": "mute notifications for a rule or device",
     "status": "summary of a running gateway",
 }

@@ -105,10 +105,14 @@ inputs:
   - topic: "sensors/{device}"
     format: json
     time_field: ts
+rules: ["$ROOT/examples/greenhouse/rules.yaml"]
+devices:
+  fan-1:
+    commands: {speed: {type: int, min: 0, max: 100}}
 state_dir: ./state
 CONF
 
-"$OUTPOST" simulate -c "$DEMO/outpost.yaml" --devices 3 --rate 1 --seed 1 --style both \
+"$OUTPOST" simulate -c "$DEMO/outpost.yaml" --devices 3 --prefix gh- --rate 1 --seed 1 --style both \
   > "$DEMO/simulator.log" 2>&1 &
 PIDS+=($!)
 
@@ -120,7 +124,9 @@ cat <<TEXT
     curl -sG http://127.0.0.1:$INFLUX_PORT/query --data-urlencode db=outpost \\
       --data-urlencode "q=SELECT last(value) FROM temperature GROUP BY device"
   or with the influx shell:  influx -port $INFLUX_PORT -database outpost -execute 'SHOW MEASUREMENTS'
-  Watch the raw MQTT traffic:  mosquitto_sub -p $MQTT_PORT -t 'sensors/#' -t 'outpost/#' -v
+  Watch alerts and commands:   mosquitto_sub -p $MQTT_PORT -t 'outpost/#' -t 'devices/+/set' -v
+  Watch the raw MQTT traffic:  mosquitto_sub -p $MQTT_PORT -t 'sensors/#' -v
+  Rules in use: examples/greenhouse/rules.yaml (check: outpost rules check FILE)
   Config used: var/demo/outpost.yaml   Simulator log: var/demo/simulator.log
 
   Ctrl-C stops the demo.

@@ -140,3 +140,25 @@ def test_invalid_rule_file_stops_the_start_with_its_line(tmp_path, mosquitto, in
     gateway.stop()
     assert f"{tmp_path / 'bad.yaml'}:3:" in gateway.log()
     assert "connecting" not in gateway.log()
+
+
+def test_events_cli_shows_the_trail_of_one_reading(rules_config, mosquitto):
+    import subprocess
+    import sys
+
+    with GatewayProcess(rules_config), \
+            Device(mosquitto.port, subscribe=["outpost/alerts/#"]) as device:
+        device.publish("sensors/gh-1/temperature", "35")
+        pending, firing = device.collect(2, timeout=10)
+    trace = json.loads(firing.payload)["trace_id"]
+    run = [sys.executable, "-m", "gateway", "events", "-c", str(rules_config)]
+    text = subprocess.run([*run, "--trace", trace], capture_output=True, text=True, check=True)
+    lines = text.stdout.splitlines()
+    assert len(lines) == 3, text.stdout
+    assert "alert hot PENDING on gh-1: gh-1 is 35.0 °C" in lines[0]
+    assert "alert hot FIRING on gh-1" in lines[1]
+    assert 'command ' in lines[2] and 'to fan-1: {"speed": 100} (rule hot)' in lines[2]
+    as_json = subprocess.run([*run, "--json", "--since", "1h"], capture_output=True, text=True,
+                             check=True)
+    kinds = [json.loads(line)["kind"] for line in as_json.stdout.splitlines()]
+    assert kinds == ["alert", "alert", "command"]

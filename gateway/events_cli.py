@@ -1,0 +1,74 @@
+"""``outpost events``: read the event journal of the gateway in ``state_dir``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway.config import load_config
+from gateway.journal import FILE_NAME, Entry, Journal
+from gateway.units import parse_duration
+from rules import rfc3339
+from rules.yamlsrc import SourceError
+
+
+def describe(entry: Entry) -> str:
+    """One readable line per journal entry."""
+    p = entry.payload
+    when = rfc3339(entry.ts)
+    if entry.kind == "alert":
+        text = f"alert {p.get('rule')} {str(p.get('state', '')).upper()} on {p.get('device')}"
+        if p.get("message"):
+            text += f": {p['message']}"
+    elif entry.kind == "command":
+        text = f"command {p.get('id')} to {entry.device}: {json.dumps(p.get('set'))} " \
+               f"(rule {p.get('rule')})"
+    elif entry.kind == "command_refused":
+        text = f"command REFUSED for {p.get('target')}: {p.get('detail')} (rule {p.get('rule')})"
+    else:
+        text = f"{entry.kind} {json.dumps(p, ensure_ascii=False)}"
+    trace = f"  [trace {entry.trace_id}]" if entry.trace_id else ""
+    return f"{when}  {text}{trace}"
+
+
+def as_json(entry: Entry) -> dict[str, Any]:
+    return {"id": entry.id, "at": rfc3339(entry.ts), "kind": entry.kind, "rule": entry.rule,
+            "device": entry.device, "trace_id": entry.trace_id, "event": entry.payload}
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser("events", parents=[common], help="read the event journal")
+    parser.add_argument("--since", metavar="D", help="only the last D (e.g. 1h, 2d)")
+    parser.add_argument("--trace", metavar="ID", help="only what one reading started")
+    parser.add_argument("--limit", type=int, metavar="N", help="only the last N entries")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.set_defaults(func=_cmd_events)
+
+
+def _cmd_events(args: argparse.Namespace) -> int:
+    try:
+        loaded = load_config(args.config)
+        since = time.time_ns() - int(parse_duration(args.since) * 1e9) if args.since else None
+    except SourceError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"--since: {exc}", file=sys.stderr)
+        return 2
+    state_dir = Path(loaded.config.state_dir)
+    if not (state_dir / FILE_NAME).exists():
+        print(f"no journal in {state_dir} (has the gateway run with this config?)",
+              file=sys.stderr)
+        return 1
+    journal = Journal(state_dir, readonly=True)
+    try:
+        for entry in journal.entries(since_ns=since, trace_id=args.trace, limit=args.limit):
+            print(json.dumps(as_json(entry), ensure_ascii=False) if args.json
+                  else describe(entry))
+    finally:
+        journal.close()
+    return 0
