@@ -34,15 +34,15 @@ SECOND = 1_000_000_000
 METRICS, GROUPS, PER_GROUP = 20, 10, 1000
 
 TEMPLATES = [
-    "  - name: hot_{i}\n    match: {{metric: m{m}, device: \"d{g}-*\"}}\n"
+    '  - name: hot_{i}\n    match: {{metric: m{m}, device: "d{g}-*"}}\n'
     "    when: value > 70\n    for: 30s\n    clear: value < 60\n",
-    "  - name: cold_{i}\n    match: {{metric: m{m}, device: \"d{g}-*\"}}\n"
-    "    when: value < 10 and device != \"none\"\n    keep_firing_for: 10s\n",
-    "  - name: avg_{i}\n    match: {{metric: m{m}, device: \"d{g}-*\"}}\n"
+    '  - name: cold_{i}\n    match: {{metric: m{m}, device: "d{g}-*"}}\n'
+    '    when: value < 10 and device != "none"\n    keep_firing_for: 10s\n',
+    '  - name: avg_{i}\n    match: {{metric: m{m}, device: "d{g}-*"}}\n'
     "    when: avg(5m) > 65 and count(5m) >= 3\n",
-    "  - name: cross_{i}\n    match: {{metric: m{m}, device: \"d{g}-*\"}}\n"
+    '  - name: cross_{i}\n    match: {{metric: m{m}, device: "d{g}-*"}}\n'
     "    when: value > 50 and m{other} > 50\n    repeat: 10m\n",
-    "  - name: rate_{i}\n    match: {{metric: m{m}, device: \"d{g}-*\"}}\n"
+    '  - name: rate_{i}\n    match: {{metric: m{m}, device: "d{g}-*"}}\n'
     "    when: rate(2m) > 0.5 or stddev(2m) > 30\n",
 ]
 
@@ -77,8 +77,9 @@ def make_readings(n: int, start: int = 0, churn: bool = False) -> list[Sample]:
     return out
 
 
-def run(ruleset: RuleSet, readings: list[Sample],
-        engine: Engine | None = None) -> tuple[float, Engine, int]:
+def run(
+    ruleset: RuleSet, readings: list[Sample], engine: Engine | None = None
+) -> tuple[float, Engine, int]:
     engine = engine or Engine(ruleset)
     outputs = 0
     start = time.perf_counter()
@@ -115,8 +116,11 @@ def main() -> None:
     churn_s, churn_engine, churn_out = run(ruleset, churn, churn_engine)
     churn_evals = churn_engine.counters()["evaluations"] - warm_evals
     rows = [
-        ("warm-up (first reading per series)", f"{len(warm):,}",
-         f"{warm_evals / warm_s:,.0f} evaluations/s"),
+        (
+            "warm-up (first reading per series)",
+            f"{len(warm):,}",
+            f"{warm_evals / warm_s:,.0f} evaluations/s",
+        ),
         ("rules loaded", f"{len(ruleset.rules):,}", f"in {load_s * 1000:.0f} ms"),
         ("devices", f"{GROUPS * PER_GROUP:,}", f"{METRICS} metrics"),
         ("readings", f"{len(readings):,}", f"{len(readings) / elapsed:,.0f} readings/s"),
@@ -124,10 +128,16 @@ def main() -> None:
         ("steady: evaluations / s", f"{evals / elapsed:,.0f}", "target >= 200,000"),
         ("engine, no rules", f"{len(readings) / base_s:,.0f} readings/s", "fixed overhead"),
         ("alert events + commands", f"{outputs:,}", f"undefined {c['undefined']:,}"),
-        ("window points held", f"{c['window_points']:,}",
-         f"dropped {c['window_points_dropped']:,}"),
-        ("churn: evaluations / s", f"{churn_evals / churn_s:,.0f}",
-         f"{churn_out:,} outputs for {len(churn):,} readings"),
+        (
+            "window points held",
+            f"{c['window_points']:,}",
+            f"dropped {c['window_points_dropped']:,}",
+        ),
+        (
+            "churn: evaluations / s",
+            f"{churn_evals / churn_s:,.0f}",
+            f"{churn_out:,} outputs for {len(churn):,} readings",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"rules engine benchmark (one core, Python {sys.version.split()[0]})")

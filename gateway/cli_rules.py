@@ -28,7 +28,9 @@ PROGRESS_MIN_READINGS = 20_000
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``rules`` verb with ``check``, ``test`` and ``replay`` (each sets ``func``)."""
-    rules = subparsers.add_parser("rules", help="check, test and replay rule files")
+    rules: argparse.ArgumentParser = subparsers.add_parser(
+        "rules", help="check, test and replay rule files"
+    )
     sub = rules.add_subparsers(dest="rules_command", required=True)
 
     check = sub.add_parser("check", help="validate rule files; print every error")
@@ -42,13 +44,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     rep = sub.add_parser("replay", help="backtest rules over recorded readings (JSONL)")
     rep.add_argument("--rules", nargs="+", required=True, metavar="FILE")
     rep.add_argument("--input", required=True, metavar="FILE.jsonl")
-    rep.add_argument("--until", metavar="T",
-                     help="tick on to T: ns since epoch, RFC 3339, or +DURATION after the "
-                          "last reading")
+    rep.add_argument(
+        "--until",
+        metavar="T",
+        help="tick on to T: ns since epoch, RFC 3339, or +DURATION after the last reading",
+    )
     rep.add_argument("--json", action="store_true", help="print alert events as JSON lines")
     rep.add_argument("--html", metavar="OUT", help="write a self-contained chart page")
-    rep.add_argument("--progress", action="store_true",
-                     help="show a progress bar even when stderr is not a terminal")
+    rep.add_argument(
+        "--progress",
+        action="store_true",
+        help="show a progress bar even when stderr is not a terminal",
+    )
     rep.set_defaults(func=cmd_replay)
     return rules
 
@@ -65,8 +72,7 @@ def _read(paths: Sequence[str], err: TextIO) -> list[tuple[str, str]] | None:
     return sources if ok else None
 
 
-def cmd_check(args: argparse.Namespace, out: TextIO = sys.stdout,
-              err: TextIO = sys.stderr) -> int:
+def cmd_check(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     sources = _read(args.files, err)
     if sources is None:
         return 1
@@ -81,8 +87,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO = sys.stdout,
     return 0
 
 
-def cmd_test(args: argparse.Namespace, out: TextIO = sys.stdout,
-             err: TextIO = sys.stderr) -> int:
+def cmd_test(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     status = 0
     total = failed = 0
     for path in args.files:
@@ -115,8 +120,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO = sys.stdout,
         failed += len(failed_tests)
         for failure in report.failures:
             print(f"FAIL {failure}", file=out)
-        print(f"{path}: {report.tests - len(failed_tests)}/{report.tests} test(s) passed",
-              file=out)
+        print(f"{path}: {report.tests - len(failed_tests)}/{report.tests} test(s) passed", file=out)
         if report.failures:
             status = 1
     if total:
@@ -174,16 +178,16 @@ class _Progress:
         if pct != self.shown:
             self.shown = pct
             bar = "#" * (pct // 4) + "." * (25 - pct // 4)
-            print(f"\rreplay [{bar}] {pct:3d}% {done}/{self.total}", end="", file=self.err,
-                  flush=True)
+            print(
+                f"\rreplay [{bar}] {pct:3d}% {done}/{self.total}", end="", file=self.err, flush=True
+            )
 
     def close(self) -> None:
         if self.enabled:
             print(file=self.err)
 
 
-def cmd_replay(args: argparse.Namespace, out: TextIO = sys.stdout,
-               err: TextIO = sys.stderr) -> int:
+def cmd_replay(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     sources = _read(args.rules, err)
     if sources is None:
         return 1
@@ -197,8 +201,9 @@ def cmd_replay(args: argparse.Namespace, out: TextIO = sys.stdout,
     if samples is None:
         return 1
     try:
-        until = _parse_until(args.until, samples[-1].ts if samples else None) \
-            if args.until else None
+        until = (
+            _parse_until(args.until, samples[-1].ts if samples else None) if args.until else None
+        )
     except (ValueError, DurationError) as exc:
         print(f"--until: {exc}", file=err)
         return 2
@@ -234,9 +239,11 @@ def cmd_replay(args: argparse.Namespace, out: TextIO = sys.stdout,
     progress.close()
     counters = engine.counters()
     if not args.json:
-        print(f"{len(samples)} reading(s), {len(events)} alert event(s), "
-              f"{counters['evaluations']} evaluation(s), {counters['undefined']} undefined",
-              file=out)
+        print(
+            f"{len(samples)} reading(s), {len(events)} alert event(s), "
+            f"{counters['evaluations']} evaluation(s), {counters['undefined']} undefined",
+            file=out,
+        )
     if args.html:
         page = render_html(series, events, ruleset.rules, title=f"Replay of {args.input}")
         Path(args.html).write_text(page, encoding="utf-8")
@@ -247,14 +254,18 @@ def cmd_replay(args: argparse.Namespace, out: TextIO = sys.stdout,
 def _timeline_event(ev: AlertEvent) -> str:
     value = "" if ev.value is None else f" value={ev.value}"
     again = " (repeat)" if ev.repeat else ""
-    return (f"{rfc3339(ev.at)}  {ev.state.value.upper():8} {ev.rule} {ev.device}{value}"
-            f"{again}  {ev.message}")
+    return (
+        f"{rfc3339(ev.at)}  {ev.state.value.upper():8} {ev.rule} {ev.device}{value}"
+        f"{again}  {ev.message}"
+    )
 
 
 def _timeline_command(cmd: CommandRequest) -> str:
     settings = " ".join(f"{k}={v}" for k, v in cmd.settings.items())
-    return (f"{rfc3339(cmd.at)}  COMMAND  {cmd.target} {settings}  "
-            f"({cmd.rule} {cmd.device} {cmd.trigger.value})")
+    return (
+        f"{rfc3339(cmd.at)}  COMMAND  {cmd.target} {settings}  "
+        f"({cmd.rule} {cmd.device} {cmd.trigger.value})"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

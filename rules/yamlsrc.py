@@ -151,9 +151,11 @@ def locate(data: Any, path: tuple[int | str, ...], default: Mark) -> Mark:
     mark = getattr(data, "mark", default)
     node = data
     for step in path:
-        if (isinstance(node, LocDict) and isinstance(step, str) and step in node) or (
-            isinstance(node, LocList) and isinstance(step, int) and 0 <= step < len(node)
-        ):
+        # Two branches on purpose: mypy narrows ``step`` per branch, not through an `or`.
+        if isinstance(node, LocDict) and isinstance(step, str) and step in node:  # noqa: SIM114
+            mark = node.locs[step]
+            node = node[step]
+        elif isinstance(node, LocList) and isinstance(step, int) and 0 <= step < len(node):
             mark = node.locs[step]
             node = node[step]
         else:
@@ -167,7 +169,7 @@ def locate_key(data: Any, path: tuple[int | str, ...], default: Mark) -> Mark:
         return locate(data, path, default)
     parent = data
     for step in path[:-1]:
-        if isinstance(parent, LocDict) and isinstance(step, str) and step in parent:
+        if isinstance(parent, LocDict) and isinstance(step, str) and step in parent:  # noqa: SIM114
             parent = parent[step]
         elif isinstance(parent, LocList) and isinstance(step, int) and 0 <= step < len(parent):
             parent = parent[step]

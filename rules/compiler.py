@@ -1,0 +1,500 @@
+"""Type-check an expression tree and compile it to nested Python closures.
+
+Why our own tokenizer + Pratt parser + closures, and not ``eval`` or Python's
+``ast``: the language is tiny, and a grammar that only *has* the allowed
+constructs is easier to prove safe than a blacklist over Python's grammar.
+Nothing is ever passed to ``eval``/``exec``/``compile``; a compiled expression
+is a tree of closures over the :class:`Context` of one evaluation, about as fast
+as ``eval`` of a code object for these sizes.
+
+Static types (``num``, ``bool``, ``str``, ``duration``, ``list`` and ``any`` for
+values only known at run time — ``value`` and other metrics) let most mistakes be
+refused at load time: arithmetic on a string, comparing a string with a number,
+``and`` on a number, a duration outside a window call, a window without a
+duration. What is only known at run time (``value`` is a string today) makes the
+evaluation *undefined*: closures raise :class:`Undefined`, and the caller treats
+the whole ``when``/``clear`` as false and counts it (DESIGN §6). Evaluation
+goes left to right and ``and``/``or`` short-circuit, so ``false and X`` never
+meets X. Equality of true/false with a number or string is ``false``, not
+undefined (switches report ``true`` or ``"on"`` depending on the firmware).
+
+Bounded work: numbers are floats (no big integers), there is no ``**`` and no
+operator on strings but comparison, lists are literal, nesting and length are
+capped — so one evaluation costs time linear in the expression's size.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules.lexer import ExprError
+from rules.parser import (
+    SCALAR_FUNCTIONS,
+    WINDOW_FUNCTIONS,
+    Binary,
+    Bool,
+    Call,
+    Dur,
+    ListLit,
+    MetricRef,
+    Name,
+    Node,
+    Num,
+    Str,
+    Tag,
+    Unary,
+    parse,
+    unparse,
+)
+from rules.windows import Series, Window
+
+
+class Undefined(Exception):
+    """Raised inside an evaluation that met an undefined value (caught by the engine)."""
+
+
+UNDEFINED = Undefined()
+_MISSING: Any = object()
+
+
+class Context:
+    """What one evaluation can see. The engine reuses one instance per reading."""
+
+    __slots__ = ("device", "metrics", "now", "series", "tags", "value")
+
+    def __init__(self) -> None:
+        self.value: Any = _MISSING  # _MISSING on tick evaluations (absent rules)
+        self.device = ""
+        self.tags: Any = {}
+        self.now = 0
+        self.series: Series | None = None  # the matched (device, metric)
+        self.metrics: dict[str, Series] = {}  # every series of this device
+
+
+Fn = Callable[[Context], Any]
+
+NUM, BOOL, STR, DUR, LIST, ANY = "number", "true/false", "string", "duration", "list", "any"
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A checked, compiled expression and what the engine must keep for it.
+
+    ``windows`` lists (metric or None for the matched metric, span ns);
+    ``absent`` the spans of ``absent()``; ``metrics`` other metrics read by name;
+    ``thresholds`` numbers compared with ``value`` (charts in ``rules replay``).
+    """
+
+    text: str
+    normalized: str
+    fn: Fn
+    windows: tuple[tuple[str | None, int], ...]
+    absent: tuple[int, ...]
+    metrics: tuple[str, ...]
+    thresholds: tuple[float, ...]
+
+
+@dataclass
+class _Needs:
+    windows: set[tuple[str | None, int]] = field(default_factory=set)
+    absent: set[int] = field(default_factory=set)
+    metrics: set[str] = field(default_factory=set)
+    thresholds: list[float] = field(default_factory=list)
+
+
+def compile_condition(text: str, stale_after: int) -> Compiled:
+    """Parse, check and compile a ``when``/``clear`` condition; raise :class:`ExprError`.
+
+    ``stale_after`` (ns): another metric older than this is undefined.
+    """
+    tree = parse(text)
+    needs = _Needs()
+    kind, fn = _Compiler(stale_after, needs).compile(tree)
+    if kind not in (BOOL, ANY):
+        raise ExprError(f"a condition must be true/false, but this is a {kind}", tree.pos)
+    if kind == ANY:
+        fn = _as_bool(fn)
+    return Compiled(
+        text=text,
+        normalized=unparse(tree),
+        fn=fn,
+        windows=tuple(sorted(needs.windows, key=lambda w: (w[0] or "", w[1]))),
+        absent=tuple(sorted(needs.absent)),
+        metrics=tuple(sorted(needs.metrics)),
+        thresholds=tuple(needs.thresholds),
+    )
+
+
+def _as_bool(fn: Fn) -> Fn:
+    def run(c: Context) -> bool:
+        v = fn(c)
+        if type(v) is bool:
+            return v
+        raise UNDEFINED
+
+    return run
+
+
+def _num(v: Any) -> float:
+    if type(v) is float:
+        return v
+    if type(v) is int:
+        return float(v)
+    raise UNDEFINED
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    ta, tb = type(a), type(b)
+    if ta is tb:
+        return True
+    return ta in (int, float) and tb in (int, float)
+
+
+_ARITH: dict[str, Callable[[float, float], float]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+}
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+class _Compiler:
+    def __init__(self, stale_after: int, needs: _Needs) -> None:
+        self.stale_after = stale_after
+        self.needs = needs
+
+    def compile(self, node: Node) -> tuple[str, Fn]:
+        match node:
+            case Num(value=v):
+                if v != v or v in (float("inf"), float("-inf")):
+                    raise ExprError("number out of range", node.pos)
+                return NUM, _const(v)
+            case Str(value=s):
+                return STR, _const(s)
+            case Bool(value=b):
+                return BOOL, _const(b)
+            case Dur():
+                raise ExprError(
+                    "a duration is only allowed as the last argument of a window function "
+                    "or absent()",
+                    node.pos,
+                )
+            case ListLit():
+                raise ExprError("a list is only allowed on the right of 'in'", node.pos)
+            case Name(name=name):
+                return self.name(node, name)
+            case MetricRef(name=name):
+                return ANY, self.metric(name)
+            case Tag(key=key):
+                return STR, _tag(key)
+            case Unary(op="not", operand=operand):
+                kind, fn = self.compile(operand)
+                self.require(kind, (BOOL,), "'not'", operand)
+                return BOOL, _not(fn, kind == ANY)
+            case Unary(op="-", operand=operand):
+                kind, fn = self.compile(operand)
+                self.require(kind, (NUM,), "'-'", operand)
+                return NUM, lambda c: -_num(fn(c))
+            case Binary(op="and" | "or" as op, left=left, right=right):
+                lk, lf = self.compile(left)
+                rk, rf = self.compile(right)
+                self.require(lk, (BOOL,), f"'{op}'", left)
+                self.require(rk, (BOOL,), f"'{op}'", right)
+                if lk == ANY:
+                    lf = _as_bool(lf)
+                if rk == ANY:
+                    rf = _as_bool(rf)
+                if op == "and":
+                    return BOOL, lambda c: lf(c) and rf(c)
+                return BOOL, lambda c: lf(c) or rf(c)
+            case Binary(op="in" | "notin" as op, left=left, right=right):
+                return BOOL, self.membership(op, left, right)
+            case Binary(op=op, left=left, right=right) if op in _ORDER or op in ("==", "!="):
+                return BOOL, self.comparison(op, left, right)
+            case Binary(op=op, left=left, right=right):
+                return NUM, self.arithmetic(op, left, right)
+            case Call(fn=fn, args=args):
+                return self.call(node, fn, args)
+        raise ExprError("unsupported expression", node.pos)
+
+    def require(self, kind: str, allowed: tuple[str, ...], what: str, node: Node) -> None:
+        if kind != ANY and kind not in allowed:
+            raise ExprError(f"{what} needs a {' or '.join(allowed)}, got a {kind}", node.pos)
+
+    def name(self, node: Node, name: str) -> tuple[str, Fn]:
+        if name == "value":
+
+            def value(c: Context) -> Any:
+                v = c.value
+                if v is _MISSING:
+                    raise UNDEFINED
+                return v
+
+            return ANY, value
+        if name == "device":
+            return STR, lambda c: c.device
+        return ANY, self.metric(name)
+
+    def metric(self, name: str) -> Fn:
+        self.needs.metrics.add(name)
+        stale = self.stale_after
+
+        def latest(c: Context) -> Any:
+            s = c.metrics.get(name)
+            if s is None or c.now - s.ts > stale:
+                raise UNDEFINED
+            return s.value
+
+        return latest
+
+    def arithmetic(self, op: str, left: Node, right: Node) -> Fn:
+        lk, lf = self.compile(left)
+        rk, rf = self.compile(right)
+        for kind, side in ((lk, left), (rk, right)):
+            if kind == STR:
+                raise ExprError(f"arithmetic on strings is not allowed ('{op}')", side.pos)
+            self.require(kind, (NUM,), f"'{op}'", side)
+        if op in _ARITH:
+            f = _ARITH[op]
+            if isinstance(right, Num):
+                k = right.value
+                return lambda c: f(_num(lf(c)), k)
+            return lambda c: f(_num(lf(c)), _num(rf(c)))
+        if op == "/":
+
+            def div(c: Context) -> float:
+                b = _num(rf(c))
+                if b == 0.0:
+                    raise UNDEFINED
+                return _num(lf(c)) / b
+
+            return div
+
+        def mod(c: Context) -> float:
+            b = _num(rf(c))
+            if b == 0.0:
+                raise UNDEFINED
+            return _num(lf(c)) % b
+
+        return mod
+
+    def comparison(self, op: str, left: Node, right: Node) -> Fn:
+        lk, lf = self.compile(left)
+        rk, rf = self.compile(right)
+        for kind, side in ((lk, left), (rk, right)):
+            if kind in (DUR, LIST):
+                raise ExprError(f"cannot compare a {kind}", side.pos)
+        if lk != ANY and rk != ANY and lk != rk:
+            raise ExprError(f"cannot compare a {lk} with a {rk}", right.pos)
+        if op in _ORDER and BOOL in (lk, rk):
+            raise ExprError(f"'{op}' cannot order true/false values", left.pos)
+        self.note_threshold(left, right)
+        if op in _ORDER:
+            f = _ORDER[op]
+            if isinstance(right, Num) and isinstance(left, Name) and left.name == "value":
+                k = right.value
+
+                # The hot path of most rules (``value > 30``): one closure, no calls.
+                def cmp_value_const(c: Context) -> bool:
+                    a = c.value
+                    if type(a) is float:
+                        return f(a, k)
+                    if type(a) is not int:
+                        raise UNDEFINED
+                    return f(float(a), k)
+
+                return cmp_value_const
+            if isinstance(right, Num):
+                k = right.value
+
+                def cmp_const(c: Context) -> bool:
+                    a = lf(c)
+                    if type(a) is float:
+                        return f(a, k)
+                    return f(_num(a), k)
+
+                return cmp_const
+
+            def cmp(c: Context) -> bool:
+                a, b = lf(c), rf(c)
+                if not _same_kind(a, b) or type(a) is bool:
+                    raise UNDEFINED
+                return f(a, b)
+
+            return cmp
+        negate = op == "!="
+
+        def eq(c: Context) -> bool:
+            a, b = lf(c), rf(c)
+            if not _same_kind(a, b):
+                # A string vs a number is undefined (DESIGN §6); a true/false vs
+                # anything else is simply unequal, so that a switch rule can say
+                # `value == true or value == "on"` for devices of either kind.
+                if type(a) is bool or type(b) is bool:
+                    return negate
+                raise UNDEFINED
+            return bool(a != b) if negate else bool(a == b)
+
+        return eq
+
+    def note_threshold(self, left: Node, right: Node) -> None:
+        for a, b in ((left, right), (right, left)):
+            if isinstance(a, Name) and a.name == "value" and isinstance(b, Num):
+                self.needs.thresholds.append(b.value)
+
+    def membership(self, op: str, left: Node, right: Node) -> Fn:
+        if not isinstance(right, ListLit):
+            raise ExprError(
+                f"'{'not in' if op == 'notin' else 'in'}' needs a list on its right, e.g. [1, 2]",
+                right.pos,
+            )
+        lk, lf = self.compile(left)
+        if lk in (DUR, LIST):
+            raise ExprError(f"cannot look up a {lk} in a list", left.pos)
+        items: list[Fn] = []
+        for item in right.items:
+            ik, ifn = self.compile(item)
+            if ik in (DUR, LIST):
+                raise ExprError(f"a list cannot hold a {ik}", item.pos)
+            if lk != ANY and ik != ANY and ik != lk:
+                raise ExprError(f"cannot look up a {lk} among {ik} values", item.pos)
+            items.append(ifn)
+        negate = op == "notin"
+
+        def member(c: Context) -> bool:
+            a = lf(c)
+            found = False
+            for fn in items:
+                b = fn(c)
+                if _same_kind(a, b) and a == b:
+                    found = True
+                    break
+            return found != negate
+
+        return member
+
+    def call(self, node: Node, fn: str, args: tuple[Node, ...]) -> tuple[str, Fn]:
+        last = args[-1] if args else None
+        if fn == "absent":
+            if len(args) != 1 or not isinstance(last, Dur):
+                raise ExprError("absent() takes one duration, e.g. absent(10m)", node.pos)
+            self.needs.absent.add(last.ns)
+            span = last.ns
+
+            def absent(c: Context) -> bool:
+                s = c.series
+                if s is None:
+                    raise UNDEFINED
+                return c.now - s.ts >= span
+
+            return BOOL, absent
+        if fn in WINDOW_FUNCTIONS and isinstance(last, Dur):
+            return NUM, self.window(node, fn, args[:-1], last)
+        if fn in WINDOW_FUNCTIONS and fn not in SCALAR_FUNCTIONS:
+            raise ExprError(
+                f"{fn}() is a window function: its last argument must be a duration, e.g. {fn}(5m)",
+                node.pos,
+            )
+        for arg in args:
+            if isinstance(arg, Dur):
+                raise ExprError(f"{fn}() does not take a duration here", arg.pos)
+        compiled = [self.compile(a) for a in args]
+        for (kind, _), arg in zip(compiled, args, strict=True):
+            if kind == STR:
+                raise ExprError(f"arithmetic on strings is not allowed ({fn}())", arg.pos)
+            self.require(kind, (NUM,), f"{fn}()", arg)
+        fns = [f for _, f in compiled]
+        if fn == "abs":
+            if len(fns) != 1:
+                raise ExprError("abs() takes one argument", node.pos)
+            (a,) = fns
+            return NUM, lambda c: abs(_num(a(c)))
+        if fn == "round":
+            return NUM, self.round(node, args, fns)
+        if len(fns) < 2:
+            raise ExprError(
+                f"{fn}() takes two or more numbers, or a duration last for a window "
+                f"(e.g. {fn}(5m))",
+                node.pos,
+            )
+        pick = min if fn == "min" else max
+        return NUM, lambda c: pick(_num(f(c)) for f in fns)
+
+    def round(self, node: Node, args: tuple[Node, ...], fns: list[Fn]) -> Fn:
+        if len(fns) == 1:
+            (a,) = fns
+            return lambda c: float(round(_num(a(c))))
+        if len(fns) == 2 and isinstance(args[1], Num) and args[1].value in range(0, 16):
+            a, digits = fns[0], int(args[1].value)
+            return lambda c: round(_num(a(c)), digits)
+        raise ExprError("round() takes a number and optionally digits 0..15", node.pos)
+
+    def window(self, node: Node, fn: str, args: tuple[Node, ...], dur: Dur) -> Fn:
+        if len(args) > 1:
+            raise ExprError(f"{fn}() takes an optional metric and a duration", node.pos)
+        metric: str | None = None
+        if args:
+            target = args[0]
+            if isinstance(target, MetricRef) or (
+                isinstance(target, Name) and target.name not in ("device",)
+            ):
+                name = target.name
+                metric = None if name == "value" else name
+            else:
+                raise ExprError(
+                    f"the first argument of {fn}() must be a metric name, e.g. {fn}(humidity, 5m)",
+                    target.pos,
+                )
+        span = dur.ns
+        self.needs.windows.add((metric, span))
+        method: Callable[[Window, int], float | None] = getattr(Window, fn)
+        zero_if_missing = fn in ("count", "sum")
+
+        def over(c: Context) -> float:
+            s = c.series if metric is None else c.metrics.get(metric)
+            w = s.windows.get(span) if s is not None else None
+            if w is None:
+                if zero_if_missing:
+                    return 0.0
+                raise UNDEFINED
+            result = method(w, c.now)
+            if result is None:
+                raise UNDEFINED
+            return result
+
+        return over
+
+
+def _const(v: Any) -> Fn:
+    return lambda c: v
+
+
+def _tag(key: str) -> Fn:
+    def tag(c: Context) -> str:
+        v = c.tags.get(key)
+        if v is None:
+            raise UNDEFINED
+        return str(v)
+
+    return tag
+
+
+def _not(fn: Fn, check: bool) -> Fn:
+    if not check:
+        return lambda c: not fn(c)
+
+    def run(c: Context) -> bool:
+        v = fn(c)
+        if type(v) is not bool:
+            raise UNDEFINED
+        return not v
+
+    return run

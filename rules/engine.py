@@ -1,0 +1,565 @@
+"""The rules engine: readings and ticks in, alert events and command requests out.
+
+Lifecycle (the gateway's side)::
+
+    engine = Engine(load_rules(sources))
+    engine.restore(alerts, series)            # optional: from the journal
+    out = engine.observe(reading, now)        # for every reading, now = arrival ns
+    out = engine.tick(now)                    # whenever now >= engine.next_deadline()
+    engine.export_alerts()/export_series()    # for the journal
+    engine.reload(load_rules(new_sources))    # hot reload, unchanged rules keep state
+
+Everything is synchronous and deterministic: time is the ``now`` argument, never
+read from a clock, so replay, tests and live use run the same code. ``now`` never
+goes backwards inside the engine (an earlier ``now`` is treated as the latest
+one seen), because windows and deadlines assume a monotonic clock.
+
+Time-based work is due at exact instants: ``for``/``keep_firing_for``/``repeat``
+deadlines (a heap of (deadline, rule order, device), lazily invalidated) and
+``absent(D)`` deadlines (per (metric, D) an insertion-ordered dict of watched
+series; because ``now`` only grows, re-inserting a series on each reading keeps
+it ordered by last-seen time, so the earliest deadline is always the first
+entry — O(1) per reading, one entry per series). :meth:`tick` processes all of
+them up to ``now`` in time order, each *at its own deadline*, and
+:meth:`observe` ticks first, so transitions due at or before a reading happen
+before it is evaluated.
+
+Memory: one small ``Series`` per (device, metric) seen (latest value, tags and
+its bounded windows) and one record per (rule, device) alert that is not
+inactive. The number of series is bounded by what the gateway admits (its
+configured inputs and devices), not by the engine; the match cache is bounded.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+
+from rules.compiler import _MISSING, Context, Undefined
+from rules.events import AlertEvent, CommandRequest, Output
+from rules.matching import RuleIndex, compile_glob, topic_matches
+from rules.model import ReadingLike, Rule, RuleSet, Value
+from rules.snapshot import ReloadResult, StoredAlert, StoredSeries
+from rules.state import INITIAL, AlertRecord, AlertState, Transition, advance, deadline, evaluate
+from rules.windows import DEFAULT_MAX_POINTS, Series
+
+__all__ = ["Engine", "ReloadResult", "StoredAlert", "StoredSeries"]
+
+_F = AlertState.FIRING
+_P = AlertState.PENDING
+_TEXT = {s: s.value for s in AlertState}  # enum .value is a slow descriptor in 3.11
+
+
+class _RuleRuntime:
+    """A rule plus its alert records and counters."""
+
+    __slots__ = (
+        "absence",
+        "accepts_device",
+        "clear",
+        "evaluations",
+        "index",
+        "records",
+        "rule",
+        "undefined",
+        "when",
+    )
+
+    def __init__(self, rule: Rule, index: int) -> None:
+        self.rule = rule
+        self.index = index
+        self.when = rule.when.fn
+        self.clear = rule.clear.fn if rule.clear else None
+        self.records: dict[str, AlertRecord] = {}
+        self.evaluations = 0
+        self.undefined = 0
+        self.absence = rule.is_absence
+        glob = rule.match.device
+        self.accepts_device = compile_glob(glob) if glob else None
+
+    def accepts(self, s: Series) -> bool:
+        """Does this rule's match accept the series (for tick evaluations)?"""
+        m = self.rule.match
+        if m.metric is not None and m.metric != s.metric:
+            return False
+        if self.accepts_device is not None and not self.accepts_device(s.device):
+            return False
+        if m.tags and not all(s.tags.get(k) == v for k, v in m.tags):
+            return False
+        return m.topic is None or topic_matches(m.topic, s.topic)
+
+
+class _AbsentWatch:
+    """Series watched by the ``absent(span)`` of rules matching ``metric`` (None: any)."""
+
+    __slots__ = ("armed", "metric", "runtimes", "span")
+
+    def __init__(self, metric: str | None, span: int) -> None:
+        self.metric = metric
+        self.span = span
+        self.runtimes: list[_RuleRuntime] = []
+        self.armed: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    def due(self) -> int | None:
+        if not self.armed:
+            return None
+        return next(iter(self.armed.values())) + self.span
+
+
+class Engine:
+    """Evaluates a :class:`RuleSet` over readings; see the module docstring for the lifecycle.
+
+    ``max_window_points`` bounds every window (oldest points dropped and counted).
+    """
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        *,
+        max_window_points: int = DEFAULT_MAX_POINTS,
+        max_match_cache: int = 200_000,
+    ) -> None:
+        self._max_points = max_window_points
+        self._max_cache = max_match_cache
+        self._devices: dict[str, dict[str, Series]] = {}
+        self._now = 0
+        self._seq = 0
+        self._ctx = Context()
+        self._heap: list[tuple[int, int, str, int]] = []
+        self._pushes = 0
+        self._dropped_retired = 0
+        self._install(ruleset, [_RuleRuntime(r, i) for i, r in enumerate(ruleset.rules)])
+
+    # ----------------------------------------------------------------- set-up
+
+    def _install(self, ruleset: RuleSet, runtimes: list[_RuleRuntime]) -> None:
+        self.ruleset = ruleset
+        self._rts = runtimes
+        self._index: RuleIndex[_RuleRuntime] = RuleIndex(
+            ((rt, rt.rule.match) for rt in runtimes), self._max_cache
+        )
+        self._spans: dict[str, set[int]] = {}
+        self._any_spans: set[int] = set()
+        watches: dict[tuple[str | None, int], _AbsentWatch] = {}
+        for rt in runtimes:
+            r = rt.rule
+            exprs = [r.when] + ([r.clear] if r.clear else [])
+            for expr in exprs:
+                for metric, span in expr.windows:
+                    target = metric if metric is not None else r.match.metric
+                    if target is None:
+                        self._any_spans.add(span)
+                    else:
+                        self._spans.setdefault(target, set()).add(span)
+                for span in expr.absent:
+                    watch = watches.setdefault(
+                        (r.match.metric, span), _AbsentWatch(r.match.metric, span)
+                    )
+                    if rt not in watch.runtimes:
+                        watch.runtimes.append(rt)
+        self._watches = list(watches.values())
+        self._watch_by_metric: dict[str, list[_AbsentWatch]] = {}
+        self._watch_any = [w for w in self._watches if w.metric is None]
+        for w in self._watches:
+            if w.metric is not None:
+                self._watch_by_metric.setdefault(w.metric, []).append(w)
+        all_series = sorted(
+            (s for ms in self._devices.values() for s in ms.values()), key=lambda s: s.ts
+        )
+        for s in all_series:
+            before = sum(w.dropped for w in s.windows.values())
+            s.set_spans(self._spans_for(s.metric), self._max_points)
+            self._dropped_retired += before - sum(w.dropped for w in s.windows.values())
+            self._arm(s, s.ts)
+        self._heap = []
+        for rt in runtimes:
+            for device, rec in rt.records.items():
+                self._schedule(rt, device, rec, None)
+
+    def _spans_for(self, metric: str) -> set[int]:
+        spans = self._spans.get(metric)
+        return (spans | self._any_spans) if spans else self._any_spans
+
+    def _arm(self, s: Series, now: int) -> None:
+        key = (s.device, s.metric)
+        for w in self._watch_by_metric.get(s.metric, ()):
+            w.armed[key] = now
+            w.armed.move_to_end(key)
+        for w in self._watch_any:
+            w.armed[key] = now
+            w.armed.move_to_end(key)
+
+    def _series(self, device: str, metric: str) -> tuple[dict[str, Series], Series]:
+        metrics = self._devices.get(device)
+        if metrics is None:
+            metrics = self._devices[device] = {}
+        s = metrics.get(metric)
+        if s is None:
+            s = metrics[metric] = Series(device, metric)
+            spans = self._spans_for(metric)
+            if spans:
+                s.set_spans(spans, self._max_points)
+        return metrics, s
+
+    # --------------------------------------------------------------- readings
+
+    def observe(self, reading: ReadingLike, now: int) -> list[Output]:
+        """Take one reading at time ``now`` (ns); return the events and commands it caused.
+
+        Due time-based transitions are processed first (at their deadlines).
+        Windows, ``absent`` and staleness use ``now`` as the reading's time
+        (live: arrival time; replay: the reading's own ``ts``).
+        """
+        out: list[Output] = []
+        if now < self._now:
+            now = self._now
+        elif self._due_by(now):
+            out = self.tick(now)
+        self._now = now
+        device, metric, value = reading.device, reading.metric, reading.value
+        tags = reading.tags
+        topic: str = getattr(reading, "topic", "")
+        trace_id: str = getattr(reading, "trace_id", "")
+        metrics, s = self._series(device, metric)
+        s.record(value, now)
+        s.tags = tags
+        s.topic = topic
+        s.trace_id = trace_id
+        if self._watches:
+            self._arm(s, now)
+        entries = self._index.candidates(metric, device)
+        if not entries:
+            return out
+        c = self._ctx
+        c.value, c.device, c.tags, c.now, c.series, c.metrics = value, device, tags, now, s, metrics
+        for e in entries:
+            if e.filtered and not e.accepts(tags, topic):
+                continue
+            rt = e.item
+            if device in rt.records or rt.absence:
+                self._evaluate(rt, c, value, trace_id, metric, out)
+                continue
+            # Fast path, by far the most common: no alert yet, so only `when` matters.
+            rt.evaluations += 1
+            try:
+                if rt.when(c) is not True:
+                    continue
+            except Undefined:
+                rt.undefined += 1
+                continue
+            new, transitions = evaluate(INITIAL, rt.rule.timing, now, True, None, value, trace_id)
+            self._commit(rt, device, INITIAL, new, transitions, value, tags, metric, out)
+        return out
+
+    def _due_by(self, now: int) -> bool:
+        """Is any deadline possibly due? (A stale heap top may say yes; tick sorts it out.)"""
+        if self._heap and self._heap[0][0] <= now:
+            return True
+        for w in self._watches:
+            due = w.due()
+            if due is not None and due <= now:
+                return True
+        return False
+
+    def _evaluate(
+        self,
+        rt: _RuleRuntime,
+        c: Context,
+        value: Value | None,
+        trace_id: str,
+        metric: str,
+        out: list[Output],
+    ) -> None:
+        device = c.device
+        rec = rt.records.get(device)
+        firing = rec is not None and rec.state is _F
+        rt.evaluations += 1
+        result: bool | None
+        try:
+            if firing and rt.clear is not None:
+                result = rt.clear(c)
+            else:
+                result = rt.when(c)
+                if firing:
+                    result = not result
+        except Undefined:
+            result = None
+            rt.undefined += 1
+        if rec is None:
+            if result is not True:
+                return
+            rec = INITIAL
+        elif firing:
+            if result is not True and rec.clear_since is None:
+                return
+        elif result is None or (result is True) == (rec.state is _P):
+            return
+        when = None if firing else result
+        clear = result if firing else None
+        if rt.absence:
+            value = None
+        new, transitions = evaluate(rec, rt.rule.timing, c.now, when, clear, value, trace_id)
+        self._commit(rt, device, rec, new, transitions, value, c.tags, metric, out)
+
+    def _commit(
+        self,
+        rt: _RuleRuntime,
+        device: str,
+        old: AlertRecord,
+        new: AlertRecord,
+        transitions: list[Transition],
+        value: Value | None,
+        tags: Mapping[str, str],
+        metric: str,
+        out: list[Output],
+    ) -> None:
+        if new.state is AlertState.INACTIVE:
+            rt.records.pop(device, None)
+        else:
+            rt.records[device] = new
+        self._schedule(rt, device, new, deadline(old, rt.rule.timing))
+        rule = rt.rule
+        labels = dict(tags)
+        labels.update(rule.labels)
+        for tr in transitions:
+            st = tr.state
+            fields = {
+                "device": device,
+                "value": value,
+                "rule": rule.name,
+                "severity": rule.severity,
+                "metric": metric,
+                "state": _TEXT[st],
+            }
+            out.append(
+                AlertEvent(
+                    rule=rule.name,
+                    device=device,
+                    state=st,
+                    at=tr.at,
+                    severity=rule.severity,
+                    value=value,
+                    message=rule.message.render(fields, tags, labels),
+                    labels=labels,
+                    active_at=new.active_at,
+                    fired_at=new.fired_at if st in (_F, AlertState.RESOLVED) else None,
+                    resolved_at=new.resolved_at if st is AlertState.RESOLVED else None,
+                    trace_id=new.trace_id,
+                    metric=metric,
+                    repeat=tr.repeat,
+                )
+            )
+            if tr.run is None:
+                continue
+            actions = rule.actions if tr.run == "actions" else rule.on_resolved
+            for action in actions:
+                out.append(
+                    CommandRequest(
+                        rule=rule.name,
+                        device=device,
+                        target=action.device.render(fields, tags, labels),
+                        settings=dict(action.settings),
+                        trigger=st,
+                        at=tr.at,
+                        trace_id=new.trace_id,
+                    )
+                )
+
+    def _schedule(
+        self, rt: _RuleRuntime, device: str, rec: AlertRecord, previous: int | None
+    ) -> None:
+        due = deadline(rec, rt.rule.timing)
+        if due is None or due == previous:
+            return
+        self._seq += 1
+        heapq.heappush(self._heap, (due, rt.index, device, self._seq))
+        self._pushes += 1
+        if self._pushes > 10_000:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop heap entries that no longer match a record's deadline (they pile up lazily)."""
+        self._pushes = 0
+        live = [e for e in self._heap if self._valid(e)]
+        if len(live) < len(self._heap):
+            heapq.heapify(live)
+            self._heap = live
+
+    def _valid(self, entry: tuple[int, int, str, int]) -> bool:
+        due, index, device, _ = entry
+        rt = self._rts[index]
+        rec = rt.records.get(device)
+        return rec is not None and deadline(rec, rt.rule.timing) == due
+
+    # ------------------------------------------------------------------ ticks
+
+    def next_deadline(self) -> int | None:
+        """The earliest time at which :meth:`tick` has work (None: nothing scheduled)."""
+        heap = self._heap
+        while heap and not self._valid(heap[0]):
+            heapq.heappop(heap)
+        best = heap[0][0] if heap else None
+        for w in self._watches:
+            due = w.due()
+            if due is not None and (best is None or due < best):
+                best = due
+        return best
+
+    def tick(self, now: int) -> list[Output]:
+        """Process every time-based transition due at or before ``now``, in time order."""
+        out: list[Output] = []
+        while True:
+            heap = self._heap
+            while heap and not self._valid(heap[0]):
+                heapq.heappop(heap)
+            best_watch: _AbsentWatch | None = None
+            best = heap[0][0] if heap else None
+            for w in self._watches:
+                due = w.due()
+                if due is not None and (best is None or due < best):
+                    best, best_watch = due, w
+            if best is None or best > now:
+                break
+            if best_watch is None:
+                due, index, device, _ = heapq.heappop(heap)
+                self._advance(self._rts[index], device, due, out)
+            else:
+                (device, metric), _seen = best_watch.armed.popitem(last=False)
+                self._absence(best_watch, device, metric, best, out)
+        if now > self._now:
+            self._now = now
+        return out
+
+    def _advance(self, rt: _RuleRuntime, device: str, at: int, out: list[Output]) -> None:
+        rec = rt.records[device]
+        new, transitions = advance(rec, rt.rule.timing, at)
+        metric = rt.rule.match.metric or ""
+        s = self._devices.get(device, {}).get(metric) if metric else None
+        value: Value | None = None
+        if not rt.rule.is_absence:
+            value = s.value if s is not None else rec.value
+        tags = s.tags if s is not None else {}
+        self._commit(rt, device, rec, new, transitions, value, tags, metric, out)
+
+    def _absence(
+        self, watch: _AbsentWatch, device: str, metric: str, at: int, out: list[Output]
+    ) -> None:
+        metrics = self._devices.get(device)
+        s = metrics.get(metric) if metrics else None
+        if metrics is None or s is None:
+            return
+        c = self._ctx
+        c.value, c.device, c.tags, c.now = _MISSING, device, s.tags, at
+        c.series, c.metrics = s, metrics
+        for rt in watch.runtimes:
+            if rt.accepts(s):
+                self._evaluate(rt, c, None, s.trace_id, metric, out)
+
+    # ---------------------------------------------------------- state, reload
+
+    def alerts(self) -> list[StoredAlert]:
+        """Every alert not inactive (pending, firing, resolved), in rule order."""
+        return [
+            StoredAlert(rt.rule.name, rt.rule.fingerprint, device, rec)
+            for rt in self._rts
+            for device, rec in sorted(rt.records.items())
+        ]
+
+    export_alerts = alerts
+
+    def state_of(self, rule: str, device: str) -> AlertRecord:
+        """The record of one alert (inactive if the engine has none)."""
+        for rt in self._rts:
+            if rt.rule.name == rule:
+                return rt.records.get(device, INITIAL)
+        raise KeyError(rule)
+
+    def export_series(self) -> list[StoredSeries]:
+        return [
+            StoredSeries(s.device, s.metric, s.ts, s.value, dict(s.tags))
+            for ms in self._devices.values()
+            for s in ms.values()
+        ]
+
+    def restore(
+        self, alerts: Iterable[StoredAlert] = (), series: Iterable[StoredSeries] = ()
+    ) -> int:
+        """Load journal state; alerts of rules whose fingerprint changed are skipped.
+
+        Returns how many alerts were restored. Overdue deadlines (a ``for`` that
+        ran out while the gateway was down) fire on the next tick, at their
+        deadline time.
+        """
+        for item in sorted(series, key=lambda x: x.ts):
+            _, s = self._series(item.device, item.metric)
+            s.value, s.ts, s.tags = item.value, item.ts, dict(item.tags)
+            self._now = max(self._now, item.ts)
+        by_key = {(rt.rule.name, rt.rule.fingerprint): rt for rt in self._rts}
+        restored = 0
+        for alert in alerts:
+            rt = by_key.get((alert.rule, alert.fingerprint))
+            if rt is None or alert.record.state is AlertState.INACTIVE:
+                continue
+            rt.records[alert.device] = alert.record
+            restored += 1
+        self._install(self.ruleset, self._rts)
+        return restored
+
+    def reload(self, ruleset: RuleSet) -> ReloadResult:
+        """Swap in ``ruleset``; rules with an unchanged fingerprint keep their alerts."""
+        old = {rt.rule.name: rt for rt in self._rts}
+        runtimes: list[_RuleRuntime] = []
+        kept: list[str] = []
+        changed: list[str] = []
+        added: list[str] = []
+        for i, rule in enumerate(ruleset.rules):
+            rt = _RuleRuntime(rule, i)
+            prev = old.get(rule.name)
+            if prev is None:
+                added.append(rule.name)
+            elif prev.rule.fingerprint == rule.fingerprint:
+                rt.records = prev.records
+                rt.evaluations, rt.undefined = prev.evaluations, prev.undefined
+                kept.append(rule.name)
+            else:
+                changed.append(rule.name)
+            runtimes.append(rt)
+        names = {r.name for r in ruleset.rules}
+        removed = [n for n in old if n not in names]
+        dropped = sum(
+            1 for n in removed + changed for rec in old[n].records.values() if rec.state in (_P, _F)
+        )
+        self._install(ruleset, runtimes)
+        return ReloadResult(tuple(kept), tuple(changed), tuple(added), tuple(removed), dropped)
+
+    # --------------------------------------------------------------- counters
+
+    def counters(self) -> dict[str, int]:
+        """Totals for ``/metrics``: evaluations, undefined, window points kept and dropped…"""
+        points = dropped = series = 0
+        for ms in self._devices.values():
+            series += len(ms)
+            for s in ms.values():
+                for w in s.windows.values():
+                    points += len(w.points)
+                    dropped += w.dropped
+        states = [rec.state for rt in self._rts for rec in rt.records.values()]
+        return {
+            "rules": len(self._rts),
+            "evaluations": sum(rt.evaluations for rt in self._rts),
+            "undefined": sum(rt.undefined for rt in self._rts),
+            "series": series,
+            "window_points": points,
+            "window_points_dropped": dropped + self._dropped_retired,
+            "alerts_pending": states.count(_P),
+            "alerts_firing": states.count(_F),
+            "scheduled": len(self._heap),
+        }
+
+    def rule_counters(self) -> dict[str, dict[str, int]]:
+        """Per rule: ``{"evaluations": n, "undefined": n}``."""
+        return {
+            rt.rule.name: {"evaluations": rt.evaluations, "undefined": rt.undefined}
+            for rt in self._rts
+        }
