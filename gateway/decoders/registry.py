@@ -26,4 +26,5 @@ def names() -> list[str]:
 
 def _load_builtin() -> None:
     # Imported for their registrations; late so that registry has no import cycle.
+    import devices.conventions  # noqa: F401  (zigbee2mqtt, tasmota, … as input formats)
     import gateway.decoders.formats  # noqa: F401

@@ -1,0 +1,413 @@
+"""The device-convention contract: how one family of real devices speaks MQTT.
+
+A *convention* (Zigbee2MQTT, Tasmota, ESPHome, Shelly Gen2, Homie, Outpost)
+knows the topics its devices use and what their payloads mean. It is pure: no
+I/O, no clock (arrival time comes in ``Message.received_ns``); the gateway
+owns the MQTT client. Lifecycle, for one convention instance::
+
+    conv = conventions.create("tasmota", options)        # options: the inputs:/devices: entry
+    client.subscribe(conv.subscriptions())               # 1. listen to its topic space
+    for message in incoming:
+        readings = conv.decode(message)                  # 2. state topics → readings
+        status = conv.availability(message)              # 3. LWT/availability → online/offline
+    pending = PendingCommand(device, command_id, settings)
+    client.subscribe(conv.ack_subscriptions(device))     # 4. before publishing the command
+    for publish in conv.encode_command(device, command_id, settings):
+        client.publish(publish.topic, publish.payload, publish.qos, publish.retain)
+    tracker = AckTracker(conv, pending)
+    for message in incoming:                             # 5. until acked/rejected or timeout
+        outcome = tracker.feed(message)                  #    AckOutcome.ACKED / REJECTED / None
+
+Rules every convention follows:
+
+- ``decode`` raises only :class:`DecodeError` (= ``InvalidReading``); topics of
+  the convention that carry no readings (availability, ``/set`` echoes, bridge
+  chatter) decode to ``[]``; a topic it does not understand is ``unsupported_topic``.
+- Numbers become floats, switches become bools (``"ON"``/``"OFF"`` of Tasmota,
+  Zigbee2MQTT, ESPHome; ``true``/``false`` of Homie), other strings stay strings.
+- A device id taken from a topic or payload, or handed to ``encode_command``,
+  that contains ``+ # /`` or a control character (NUL included) is refused with
+  reason ``bad_device``: it can never become part of a topic.
+- ``confirm`` is stateless: it says which settings keys one message confirms
+  (an id-carrying ack confirms all of them; a state echo confirms the keys whose
+  reported value equals the requested one). :class:`AckTracker` accumulates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from gateway.decoders.base import DecodeError, Message
+from gateway.model import InvalidReading, Reading, Value, check_identifier, check_value
+
+__all__ = [
+    "AckOutcome",
+    "AckTracker",
+    "Availability",
+    "Confirmation",
+    "Convention",
+    "DecodeError",
+    "Message",
+    "PendingCommand",
+    "Publish",
+    "check_device_id",
+    "check_topic_level",
+]
+
+MAX_DEVICE_ID = 128
+
+
+class AckOutcome(StrEnum):
+    """What a device said about a command (``sent`` and ``timed_out`` belong to the gateway)."""
+
+    ACKED = "acked"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """One MQTT message a convention wants published."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCommand:
+    """A command waiting for its acknowledgement: what was asked of which device."""
+
+    device: str
+    command_id: str
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """A device went online or offline (from an LWT, availability or state topic)."""
+
+    device: str
+    online: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """What one incoming message says about a pending command.
+
+    ``keys`` are the settings keys it confirms; ``rejected`` means the device
+    refused the command (``reason`` says why, as the device put it).
+    """
+
+    keys: frozenset[str] = frozenset()
+    rejected: bool = False
+    reason: str = ""
+
+    @classmethod
+    def everything(cls, pending: PendingCommand) -> Confirmation:
+        return cls(frozenset(pending.settings))
+
+    @classmethod
+    def refusal(cls, reason: str) -> Confirmation:
+        return cls(frozenset(), True, reason)
+
+
+class Convention(Protocol):
+    """A device family's MQTT dialect. See the module docstring for the lifecycle."""
+
+    name: str
+
+    def subscriptions(self) -> list[str]:
+        """Topic filters carrying this convention's readings and availability."""
+        ...
+
+    def decode(self, message: Message) -> list[Reading]:
+        """Readings in a state message; ``[]`` for non-reading topics; raises DecodeError."""
+        ...
+
+    def availability(self, message: Message) -> Availability | None:
+        """Online/offline if ``message`` is an availability message, else None."""
+        ...
+
+    def encode_command(
+        self, device: str, command_id: str, settings: Mapping[str, Any]
+    ) -> list[Publish]:
+        """The messages that ask ``device`` to apply ``settings``; raises InvalidReading."""
+        ...
+
+    def ack_subscriptions(self, device: str) -> list[str]:
+        """Topic filters on which acknowledgements (or state echoes) for ``device`` arrive."""
+        ...
+
+    def confirm(self, message: Message, pending: PendingCommand) -> Confirmation | None:
+        """What ``message`` says about ``pending``; None when it is unrelated."""
+        ...
+
+
+class AckTracker:
+    """Accumulates confirmations for one pending command until every key is confirmed.
+
+    A rejection ends the command at once. Conventions with a command id
+    (Outpost, Shelly) confirm every key in one message; echo conventions
+    (Tasmota, Zigbee2MQTT, ESPHome, Homie) may need one message per key.
+    """
+
+    def __init__(self, convention: Convention, pending: PendingCommand) -> None:
+        self.convention = convention
+        self.pending = pending
+        self.remaining = set(pending.settings)
+        self.reason = ""
+        self.outcome: AckOutcome | None = None
+
+    def feed(self, message: Message) -> AckOutcome | None:
+        if self.outcome is not None:
+            return self.outcome
+        confirmation = self.convention.confirm(message, self.pending)
+        if confirmation is None:
+            return None
+        if confirmation.rejected:
+            self.reason = confirmation.reason
+            self.outcome = AckOutcome.REJECTED
+            return self.outcome
+        self.remaining -= confirmation.keys
+        if not self.remaining:
+            self.outcome = AckOutcome.ACKED
+        return self.outcome
+
+
+# --- helpers shared by the conventions -------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_device_id(device: str) -> str:
+    """Refuse a device id that could change a topic's shape or break line protocol."""
+    if not isinstance(device, str) or not device:
+        raise InvalidReading("bad_device", "empty device id")
+    if len(device) > MAX_DEVICE_ID:
+        raise InvalidReading("bad_device", f"device id longer than {MAX_DEVICE_ID} characters")
+    for ch in ("+", "#", "/"):
+        if ch in device:
+            raise InvalidReading(
+                "bad_device", f"device id {device!r} contains {ch!r} (an MQTT topic character)"
+            )
+    if _CONTROL.search(device):
+        raise InvalidReading("bad_device", f"device id {device!r} contains a control character")
+    return device
+
+
+def check_topic_level(kind: str, text: str) -> str:
+    """A command key that becomes one topic level (Tasmota command, ESPHome object id)."""
+    if not text or "+" in text or "#" in text or "/" in text or _CONTROL.search(text):
+        raise InvalidReading(f"bad_{kind}", f"{kind} {text!r} cannot be a topic level")
+    return text
+
+
+def parse_json(payload: bytes) -> Any:
+    try:
+        return json.loads(payload, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise DecodeError("bad_json", f"payload is not JSON: {exc}") from None
+
+
+def parse_json_object(payload: bytes) -> dict[str, Any]:
+    data = parse_json(payload)
+    if not isinstance(data, dict):
+        raise DecodeError("not_object", f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _refuse_constant(name: str) -> Any:
+    # json.loads accepts NaN/Infinity by default; a reading can never be non-finite.
+    raise ValueError(f"{name} is not a number")
+
+
+def text_of(payload: bytes) -> str:
+    try:
+        return payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise DecodeError("bad_utf8", "payload is not UTF-8") from None
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def snake(name: str) -> str:
+    """``DewPoint`` → ``dew_point``, ``POWER1`` → ``power1``, ``RSSI`` → ``rssi``."""
+    return _CAMEL.sub("_", name).lower()
+
+
+def flatten(
+    data: Mapping[str, Any], prefix: str = "", skip: Iterable[str] = ()
+) -> Iterator[tuple[str, Any]]:
+    """Scalar leaves of a JSON object, nested keys joined with ``_`` (DESIGN §4).
+
+    Lists and nulls are skipped: a list is no scalar reading, and ``null`` is a
+    device saying "unknown".
+    """
+    skipped = set(skip)
+    for key, value in data.items():
+        if key in skipped:
+            continue
+        name = f"{prefix}_{key}" if prefix else key
+        if isinstance(value, dict):
+            yield from flatten(value, name)
+        elif value is None or isinstance(value, list):
+            continue
+        else:
+            yield name, value
+
+
+def scalar_from_text(text: str) -> Value:
+    """A plain payload: a number, ``true``/``false``, or the text itself."""
+    lowered = text.lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(number):
+        raise DecodeError("non_finite", f"non-finite number {text!r}")
+    return number
+
+
+def on_off(value: Any) -> Any:
+    """``"ON"``/``"OFF"`` (any case) → bool; anything else unchanged."""
+    if isinstance(value, str):
+        upper = value.upper()
+        if upper == "ON":
+            return True
+        if upper == "OFF":
+            return False
+    return value
+
+
+def same_value(requested: Any, reported: Any) -> bool:
+    """Does a state echo report the value a command asked for?
+
+    Bools match ``ON``/``OFF``/``true``/``false``; numbers compare as floats;
+    strings case-insensitively; a requested object (a Zigbee color) is
+    confirmed by any report of that key, as devices answer in another color space.
+    """
+    if isinstance(requested, Mapping):
+        return reported is not None
+    if isinstance(requested, str) and requested.upper() == "TOGGLE":
+        return reported is not None
+    if isinstance(requested, bool) or isinstance(reported, bool):
+        return _as_bool(requested) is not None and _as_bool(requested) == _as_bool(reported)
+    if isinstance(requested, (int, float)) or isinstance(reported, (int, float)):
+        a, b = _as_float(requested), _as_float(reported)
+        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(requested, str) and isinstance(reported, str):
+        return requested.strip().lower() == reported.strip().lower()
+    return False
+
+
+def _as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return {"on": True, "true": True, "off": False, "false": False}.get(value.strip().lower())
+    return None
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass(slots=True)
+class ReadingBuilder:
+    """Builds the readings of one message: same device, topic, time and base tags."""
+
+    device: str
+    message: Message
+    ts: int = 0
+    readings: list[Reading] = field(default_factory=list)
+    skipped: list[InvalidReading] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        check_device_id(self.device)
+        if not self.ts:
+            self.ts = self.message.received_ns
+
+    def add(
+        self, metric: str, value: Any, unit: str = "", tags: Mapping[str, str] | None = None
+    ) -> None:
+        check_identifier("metric", metric)
+        merged = dict(self.message.tags)
+        if tags:
+            merged.update(tags)
+        self.readings.append(
+            Reading(
+                device=self.device,
+                metric=metric,
+                value=check_value(value),
+                ts=self.ts,
+                unit=unit,
+                tags=merged,
+                topic=self.message.topic,
+            )
+        )
+
+    def add_lenient(
+        self, metric: str, value: Any, unit: str = "", tags: Mapping[str, str] | None = None
+    ) -> None:
+        """Like :meth:`add`, but one odd field does not cost the message its other readings."""
+        try:
+            self.add(metric, value, unit, tags)
+        except InvalidReading as exc:
+            self.skipped.append(exc)
+
+    def result(self) -> list[Reading]:
+        """The readings; if every field was refused, the first refusal is the message's error."""
+        if not self.readings and self.skipped:
+            raise self.skipped[0]
+        return self.readings
+
+
+def option(options: Mapping[str, Any], key: str, default: str) -> str:
+    value = options.get(key, default)
+    if not isinstance(value, str):
+        raise ValueError(f"option {key!r} must be a string")
+    return value.strip("/") if key in ("base", "prefix") else value
+
+
+def base_topic(options: Mapping[str, Any], default: str) -> str:
+    """The topic levels before the device id.
+
+    Option ``base`` if given; else, for an ``inputs:`` entry, the literal levels of
+    its ``topic`` before the first ``{placeholder}``, ``+`` or ``#``
+    (``zb/{device}`` → ``zb``); else the convention's default.
+    """
+    if "base" in options:
+        return option(options, "base", default)
+    template = options.get("topic")
+    if isinstance(template, str) and template:
+        literal: list[str] = []
+        for level in template.split("/"):
+            if "{" in level or level in ("+", "#"):
+                return "/".join(literal)
+            literal.append(level)
+    return default
+
+
+def json_bytes(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,1 @@
+"""Serial sensors: framings (bytes → frames) and the bridge (port ⇄ MQTT)."""

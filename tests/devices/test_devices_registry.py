@@ -1,0 +1,61 @@
+"""The device registry: online from the device's word and from its own reporting rhythm."""
+
+from __future__ import annotations
+
+from devices.conventions import Availability
+from devices.registry import DeviceRegistry
+from gateway.model import Reading
+
+S = 1_000_000_000
+
+
+def reading(device="th", metric="temperature", value=21.5, unit="°C", ts=0):
+    return Reading(device, metric, value, ts, unit)
+
+
+def test_a_device_that_stops_reporting_goes_offline_after_three_intervals():
+    registry = DeviceRegistry(silence_factor=3, min_silence_s=5)
+    for t in range(0, 100, 10):  # every 10 s
+        registry.observe([reading(ts=t * S)], "tasmota", t * S)
+    assert registry.status("th", 95 * S).online
+    assert registry.status("th", 90 * S + 29 * S).online
+    status = registry.status("th", 90 * S + 31 * S)
+    assert (status.online, status.reason) == (False, "silent")
+    assert registry.silent(200 * S) == ["th"]
+
+
+def test_the_devices_own_offline_wins_until_it_reports_again():
+    registry = DeviceRegistry()
+    registry.observe([reading()], "zigbee2mqtt", 1 * S)
+    registry.observe_availability(Availability("th", False), "zigbee2mqtt", 2 * S)
+    assert registry.status("th", 3 * S).reason == "availability"
+    registry.observe([reading()], "zigbee2mqtt", 4 * S)
+    assert registry.status("th", 5 * S).online
+
+
+def test_min_silence_protects_a_device_seen_once_or_reporting_fast():
+    registry = DeviceRegistry(min_silence_s=60)
+    registry.observe([reading()], "", 0)
+    assert registry.status("th", 59 * S).online
+    assert not registry.status("th", 61 * S).online
+    assert registry.status("nobody", 0).reason == "never_seen"
+
+
+def test_snapshot_lists_metrics_units_and_convention_for_the_api():
+    registry = DeviceRegistry()
+    registry.observe([reading(), reading(metric="humidity", value=40.0, unit="%")], "esphome", S)
+    (entry,) = registry.snapshot(2 * S)
+    assert entry["convention"] == "esphome" and entry["online"] is True
+    assert entry["metrics"] == {
+        "humidity": {"unit": "%", "value": 40.0, "ts": 0},
+        "temperature": {"unit": "°C", "value": 21.5, "ts": 0},
+    }
+    assert registry.tags("th") == {"convention": "esphome"}
+
+
+def test_the_registry_is_bounded_and_forgets_the_longest_silent():
+    registry = DeviceRegistry(max_devices=2)
+    registry.observe([reading("a")], "", 1)
+    registry.observe([reading("b")], "", 2)
+    registry.observe([reading("c")], "", 3)
+    assert set(registry.devices) == {"b", "c"} and registry.evicted == 1
