@@ -1,0 +1,7 @@
+"""``python -m simulators``: run ``outpost simulate`` without the gateway's CLI."""
+
+import sys
+
+from simulators.cli import main
+
+sys.exit(main())
