@@ -23,6 +23,7 @@ message).
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -70,7 +71,15 @@ def make_client(cfg: MqttConfig, client_id: str, *, manual_ack: bool = False) ->
     client.reconnect_delay_set(
         min_delay=max(1, round(cfg.reconnect_min)), max_delay=max(1, round(cfg.reconnect_max))
     )
+    client.on_socket_open = _no_delay
     return client
+
+
+def _no_delay(client: mqtt.Client, userdata: object, sock: object) -> None:
+    # Nagle's algorithm holds a small packet back until the previous one is acknowledged
+    # (about 40 ms with delayed ACKs): a command or PUBACK must go out at once.
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class MqttIngest:
