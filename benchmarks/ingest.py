@@ -31,7 +31,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.services import InfluxDB, Mosquitto  # noqa: E402
+from tests.services import InfluxDB, Mosquitto, free_port  # noqa: E402
 
 DEVICES = 100
 
@@ -88,6 +88,7 @@ def end_to_end(broker: Mosquitto, influx: InfluxDB, count: int, workdir: Path,
         "inputs": [{"topic": "sensors/{device}/{metric}", "format": "value", "qos": 0}],
         "state_dir": str(workdir / f"var-{round_no}"),
         "rules": [],
+        "http": {"listen": f"127.0.0.1:{free_port()}"},
         "log_level": "warning",
         **(extra or {}),
     }

@@ -29,7 +29,7 @@ import paho.mqtt.client as mqtt
 import yaml
 
 from benchmarks.ingest import REPO, end_to_end
-from tests.services import InfluxDB, Mosquitto
+from tests.services import InfluxDB, Mosquitto, free_port
 
 WINDOW_EXPRESSIONS = [
     "value > 1000", "avg(1m) > 1000", "max(5m) > 1000", "min(2m) < -1000",
@@ -91,6 +91,7 @@ def latency(seconds: float, workdir: Path) -> dict[str, list[float]]:
             "rules": [str(rules_file)],
             "devices": {"fan-1": {"commands": {"speed": {"type": "int", "min": 0, "max": 100}}}},
             "state_dir": str(workdir / "var-latency"),
+            "http": {"listen": f"127.0.0.1:{free_port()}"},
             "log_level": "error",
         }
         path = workdir / "latency.yaml"

@@ -3,11 +3,10 @@
 The engine (``rules/``) is pure; this module gives it a clock, a journal and
 a voice. Every reading is observed on the event loop at its arrival time; a
 tick task advances time-based transitions (``for``, ``keep_firing_for``,
-``repeat``, ``absent``) at their deadlines, at most ``TICK_MAX`` late. Each
-alert event is published on ``outpost/alerts/{rule}/{device}`` (QoS 1),
-appended to the journal and written to InfluxDB (``outpost_alerts``); each
-command request is checked against ``devices:`` and published on
-``devices/{device}/set`` (QoS 1), or refused with a log line and a counter.
+``repeat``, ``absent``) at their deadlines, at most ``TICK_MAX`` late. Alert
+events go to the :class:`~gateway.actions.alerts.AlertBus` (MQTT, journal,
+InfluxDB, notifiers); command requests go to the
+:class:`~gateway.actions.dispatcher.CommandDispatcher` (checks, acks, retries).
 
 Rule files are re-read when they change (polled) or on SIGHUP: a valid new
 set replaces the old one and rules whose definition did not change keep their
@@ -26,8 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.commands import CommandPolicy, Refused
-from gateway.influx.lineproto import LineEncoder, Unwritable
+from gateway.actions.alerts import AlertBus
+from gateway.actions.dispatcher import CommandDispatcher, Origin
 from gateway.journal import Journal
 from gateway.metrics import Metrics
 from gateway.model import Reading
@@ -38,9 +37,6 @@ log = logging.getLogger("outpost.rules")
 TICK_MAX = 0.25  # seconds: the latest a time-based transition happens live
 RELOAD_POLL = 2.0  # seconds between checks of the rule files' modification times
 CHECKPOINT_EVERY = 60.0
-
-Publish = Callable[[str, bytes, int], None]
-WriteLine = Callable[[str], None]
 
 
 def rule_files(patterns: list[str]) -> list[Path]:
@@ -67,27 +63,32 @@ def load_rule_files(patterns: list[str]) -> tuple[RuleSet, list[Path]]:
 
 
 class RulesRuntime:
-    def __init__(self, patterns: list[str], *, journal: Journal, publish: Publish,
-                 write_line: WriteLine, policy: CommandPolicy, metrics: Metrics,
+    def __init__(self, patterns: list[str], *, journal: Journal, bus: AlertBus,
+                 dispatcher: CommandDispatcher, metrics: Metrics,
                  clock: Callable[[], int] = time.time_ns) -> None:
         self._patterns = patterns
         self._journal = journal
-        self._publish = publish
-        self._write_line = write_line
-        self._policy = policy
+        self._bus = bus
+        self._dispatcher = dispatcher
         self._metrics = metrics
         self._clock = clock
-        self._encoder = LineEncoder()
         ruleset, self._files = load_rule_files(patterns)
         self._mtimes = self._stat()
         self.engine = Engine(ruleset)
-        self._fingerprints = {r.name: r.fingerprint for r in ruleset.rules}
+        self._index_rules(ruleset)
         restored = self.engine.restore(journal.alerts(), journal.series())
         self._wake = asyncio.Event()
         self._observed = 0
         self._timed = metrics.rule_eval_seconds
+        self._inhibited: set[tuple[str, str]] = set()
         log.info("%d rules from %d files; %d alerts restored from the journal",
                  len(ruleset.rules), len(self._files), restored)
+
+    def _index_rules(self, ruleset: RuleSet) -> None:
+        self._fingerprints = {r.name: r.fingerprint for r in ruleset.rules}
+        self._absent_window = {
+            r.name: max(r.when.absent + (r.clear.absent if r.clear else ()))
+            for r in ruleset.rules if r.is_absence}
 
     @property
     def rule_count(self) -> int:
@@ -115,57 +116,24 @@ class RulesRuntime:
                 self._command(out)
 
     def _alert(self, event: AlertEvent) -> None:
-        state = event.state.value
-        self._metrics.alert_events.labels(state).inc()
         payload = event.to_dict()
         record = self.engine.state_of(event.rule, event.device)
         stored = StoredAlert(event.rule, self._fingerprints.get(event.rule, ""), event.device,
                              record)
-        self._journal.append("alert", payload, rule=event.rule, device=event.device,
-                             trace_id=event.trace_id, state=stored.to_dict(), ts=event.at)
-        try:
-            self._publish(event.topic, event.to_json().encode(), 1)
-        except ValueError as exc:  # a topic paho refuses (wildcards in a device id)
-            log.error("cannot publish alert %s/%s: %s", event.rule, event.device, exc)
-        fields: dict[str, float | bool | str] = {"message": event.message}
-        if isinstance(event.value, (int, float)) and not isinstance(event.value, bool):
-            fields["value"] = float(event.value)
-        try:
-            self._write_line(self._encoder.encode_point(
-                "outpost_alerts", {"rule": event.rule, "device": event.device, "state": state,
-                                   "severity": event.severity}, fields, event.at))
-        except Unwritable:
-            pass
-        level = logging.WARNING if state == "firing" else logging.INFO
-        log.log(level, "alert %s %s for %s: %s", event.rule, state.upper(), event.device,
-                event.message)
+        key = (event.rule, event.device)
+        inhibited = self._bus.inhibited(payload, event.at, self._absent_window.get(event.rule))
+        if inhibited:
+            self._inhibited.add(key)
+        quiet = inhibited or key in self._inhibited
+        if event.state.value in ("resolved", "inactive"):
+            self._inhibited.discard(key)
+        self._bus.emit(payload, event.at, state=stored.to_dict(), notify=not quiet)
 
     def _command(self, request: CommandRequest) -> None:
-        base = request.to_dict()
-        try:
-            command = self._policy.check(request.target, request.settings)
-        except Refused as exc:
-            self._metrics.commands.labels("refused").inc()
-            self._journal.append("command_refused", {**base, "reason": exc.reason,
-                                                     "detail": str(exc)},
-                                 rule=request.rule, device=request.target,
-                                 trace_id=request.trace_id, ts=request.at)
-            log.warning("refused command from rule %s to %s: %s", request.rule, request.target,
-                        exc)
-            return
-        self._publish(command.topic, command.payload(), 1)
-        self._metrics.commands.labels("sent").inc()
-        self._journal.append("command", {**base, "id": command.id, "set": dict(command.settings)},
-                             rule=request.rule, device=command.device, trace_id=request.trace_id,
-                             ts=request.at)
-        try:
-            self._write_line(self._encoder.encode_point(
-                "outpost_commands", {"device": command.device, "rule": request.rule},
-                {"id": command.id, "settings": command.payload().decode()}, request.at))
-        except Unwritable:
-            pass
-        log.info("command %s to %s: %s (rule %s)", command.id, command.device,
-                 dict(command.settings), request.rule)
+        if (request.rule, request.device) in self._inhibited:
+            return  # the alert behind it is inhibited: do not act on what we could not hear
+        self._dispatcher.submit(request.target, request.settings,
+                                Origin("rule", request.rule, request.trace_id))
 
     # background: ticks, reloads, checkpoints ------------------------------------
 
@@ -217,7 +185,7 @@ class RulesRuntime:
             return False
         result = self.engine.reload(ruleset)
         self._files = files
-        self._fingerprints = {r.name: r.fingerprint for r in ruleset.rules}
+        self._index_rules(ruleset)
         self._metrics.rule_reloads.labels("applied").inc()
         log.info("rules reloaded: %d kept, %d changed, %d added, %d removed (%d alerts dropped)",
                  len(result.kept), len(result.changed), len(result.added), len(result.removed),

@@ -1,4 +1,4 @@
-"""The running gateway: wires config to ingest, pipeline and writer, and shuts down cleanly.
+"""The running gateway: wires config to ingest, pipeline, writer, rules and actions.
 
 Shutdown order matters for "nothing acknowledged is lost": stop taking new
 messages (unacknowledged QoS 1 ones will be redelivered next session), process
@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
+from gateway.actions.alerts import AlertBus, DeafPeriods
+from gateway.actions.dispatcher import CommandDispatcher
+from gateway.actions.notify import Notifications
+from gateway.actions.silences import Silences
 from gateway.alerting import RulesRuntime, load_rule_files
-from gateway.commands import CommandPolicy
 from gateway.config import LoadedConfig
 from gateway.deadletter import DeadLetters
 from gateway.decoders import registry
+from gateway.http.server import HttpServer
 from gateway.influx import make_sink
+from gateway.influx.lineproto import LineEncoder, Unwritable
 from gateway.influx.writer import InfluxWriter
 from gateway.journal import Journal
 from gateway.metrics import Metrics
 from gateway.mqtt.ingest import MqttIngest
+from gateway.mqtt.link import MqttLink
 from gateway.pipeline import Input, Pipeline
 from gateway.topics import TopicTemplate
 
@@ -33,9 +40,14 @@ class Gateway:
         self.config = loaded.config
         self.metrics = Metrics()
         self.ingest: MqttIngest | None = None
+        self.link: MqttLink | None = None
         self.writer: InfluxWriter | None = None
         self.pipeline: Pipeline | None = None
         self.rules: RulesRuntime | None = None
+        self.dispatcher: CommandDispatcher | None = None
+        self.silences: Silences | None = None
+        self.journal: Journal | None = None
+        self.http: HttpServer | None = None
         self.ready = asyncio.Event()
         # Validate the rule files now: bad rules fail the start, before any connection.
         load_rule_files(self.config.rules)
@@ -44,99 +56,104 @@ class Gateway:
         inputs = []
         for spec in self.config.inputs:
             factory = registry.get(spec.format)
-            inputs.append(
-                Input(
-                    name=spec.topic,
-                    template=TopicTemplate(spec.topic),
-                    decoder=factory(spec.model_dump()),
-                    qos=spec.qos,
-                    max_payload=spec.max_payload,
-                )
-            )
+            inputs.append(Input(name=spec.topic, template=TopicTemplate(spec.topic),
+                                decoder=factory(spec.model_dump()), qos=spec.qos,
+                                max_payload=spec.max_payload))
         return inputs
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
         inputs = self._inputs()
-        publish_late: list[MqttIngest] = []
+        deaf = DeafPeriods()
+        self.journal = journal = Journal(cfg.state_dir, retention=cfg.journal.retention)
+        last_alive = journal.last_alive()
+        deaf.deaf(since=last_alive)  # nothing was heard between the last run and now
 
-        def publish(topic: str, payload: bytes) -> None:
-            publish_late[0].publish(topic, payload, qos=0)
-
-        deadletters = DeadLetters(publish, self.metrics)
+        late: dict[str, Any] = {}
+        deadletters = DeadLetters(lambda t, p: late["ingest"].publish(t, p, qos=0), self.metrics)
         sink = make_sink(cfg.influx)
-        ingest_ack: list[MqttIngest] = []
         self.writer = writer = InfluxWriter(
-            sink,
-            batch_size=cfg.influx.batch_size,
-            flush_interval=cfg.influx.flush_interval,
-            max_buffer=cfg.influx.max_buffer,
-            deadletters=deadletters,
-            metrics=self.metrics,
-            on_acked=lambda tokens: ingest_ack[0].ack(tokens),  # type: ignore[arg-type]
+            sink, batch_size=cfg.influx.batch_size, flush_interval=cfg.influx.flush_interval,
+            max_buffer=cfg.influx.max_buffer, deadletters=deadletters, metrics=self.metrics,
+            on_acked=lambda tokens: late["ingest"].ack(tokens),
         )
-        self.pipeline = pipeline = Pipeline(
-            inputs,
-            writer=writer,
-            deadletters=deadletters,
-            metrics=self.metrics,
-            loop=loop,
-            max_batch=cfg.influx.batch_size,
-        )
+        self.pipeline = pipeline = Pipeline(inputs, writer=writer, deadletters=deadletters,
+                                            metrics=self.metrics, loop=loop,
+                                            max_batch=cfg.influx.batch_size)
         # Room for two full batches in flight, so the broker never waits on a flush.
         receive_maximum = 2 * cfg.influx.batch_size + 100
         self.ingest = ingest = MqttIngest(
-            cfg.mqtt,
-            [(i.template.filter, i.qos) for i in inputs],
-            pipeline.on_message,
-            self.metrics,
-            receive_maximum=receive_maximum,
-        )
-        publish_late.append(ingest)
-        ingest_ack.append(ingest)
+            cfg.mqtt, [(i.template.filter, i.qos) for i in inputs], pipeline.on_message,
+            self.metrics, receive_maximum=receive_maximum,
+            on_state=lambda up: loop.call_soon_threadsafe(
+                deaf.hearing if up else deaf.deaf))
+        late["ingest"] = ingest
+        self.link = link = MqttLink(cfg.mqtt, loop)
 
-        journal = Journal(cfg.state_dir)
-        self.rules = rules = RulesRuntime(
-            cfg.rules, journal=journal, publish=ingest.publish,
-            write_line=lambda line: writer.add(line, None, "outpost/events"),
-            policy=CommandPolicy(cfg.devices), metrics=self.metrics)
+        encoder = LineEncoder()
+
+        def write_point(measurement: str, tags: Any, fields: Any, ts: int) -> None:
+            try:
+                writer.add(encoder.encode_point(measurement, tags, fields, ts), None,
+                           "outpost/events")
+            except Unwritable:
+                pass
+
+        self.silences = silences = Silences(journal.db)
+        notifications = Notifications(cfg.notify, silences=silences, journal=journal,
+                                      metrics=self.metrics)
+        bus = AlertBus(publish=link.publish, journal=journal,
+                       write_line=lambda line: writer.add(line, None, "outpost/events"),
+                       notify=notifications.submit, metrics=self.metrics, deaf=deaf)
+        self.dispatcher = dispatcher = CommandDispatcher(
+            cfg.devices, link=link, journal=journal, metrics=self.metrics,
+            on_alert=lambda event: bus.emit(event, journal.now()), on_point=write_point,
+            source_id=cfg.mqtt.client_id)
+        self.rules = rules = RulesRuntime(cfg.rules, journal=journal, bus=bus,
+                                          dispatcher=dispatcher, metrics=self.metrics)
         if rules.rule_count:
             pipeline.add_observer(rules.observe)
+        self.http = http = HttpServer(self, cfg.http)
 
         log.info("writing to %s", sink.describe())
-        writer_task = asyncio.create_task(writer.run(), name="influx-writer")
-        rules_stop = asyncio.Event()
-        rules_task = asyncio.create_task(rules.run(rules_stop), name="rules")
+        background_stop = asyncio.Event()
+        tasks = {
+            asyncio.create_task(writer.run(), name="influx-writer"),
+            asyncio.create_task(rules.run(background_stop), name="rules"),
+            asyncio.create_task(notifications.run(background_stop), name="notifications"),
+        }
+        await http.start()
+        link.start()
         ingest.start()
+        dispatcher.start()
         self.ready.set()
         stop_task = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({writer_task, rules_task, stop_task},
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks | {stop_task}, return_when=asyncio.FIRST_COMPLETED)
         if stop_task not in done:  # a task died: report it rather than hide it
             stop_task.cancel()
             ingest.stop()
+            link.stop()
             rules.checkpoint()
             journal.close()
             for task in done:
                 task.result()
             return
-        log.info(
-            "stopping: flushing %d queued messages and %d buffered readings",
-            pipeline.pending,
-            writer.buffered,
-        )
+        log.info("stopping: flushing %d queued messages and %d buffered readings",
+                 pipeline.pending, writer.buffered)
         ingest.stop_receiving()
         while pipeline.pending:
             pipeline.drain()
             await asyncio.sleep(0)
-        rules_stop.set()
-        await rules_task
+        background_stop.set()
+        await http.stop()
+        await asyncio.gather(*(t for t in tasks if t.get_name() != "influx-writer"))
         rules.checkpoint()
-        journal.close()
         await writer.stop(timeout=10.0)
-        await writer_task
+        await asyncio.gather(*(t for t in tasks if t.get_name() == "influx-writer"))
         await loop.run_in_executor(None, ingest.stop)
+        await loop.run_in_executor(None, link.stop)
+        journal.close()
         log.info("stopped")
 
     def reload_rules(self) -> None:

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 CREATE INDEX IF NOT EXISTS journal_trace ON journal(trace_id);
 CREATE INDEX IF NOT EXISTS journal_ts ON journal(ts);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS series (
     device TEXT NOT NULL,
     metric TEXT NOT NULL,
@@ -80,8 +81,28 @@ class Journal:
             self._db.executescript(SCHEMA)
             self.prune()
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, for stores that live in the same file (silences)."""
+        return self._db
+
+    @staticmethod
+    def now() -> int:
+        return time.time_ns()
+
     def close(self) -> None:
         self._db.close()
+
+    def mark_alive(self, now: int | None = None) -> None:
+        """Note that the gateway was running (and hearing) at ``now``."""
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('alive', ?)",
+                         (now or time.time_ns(),))
+        self._db.commit()
+
+    def last_alive(self) -> int | None:
+        """When the previous run was last known to be running (None: first run)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'alive'").fetchone()
+        return int(row[0]) if row else None
 
     # writing -----------------------------------------------------------------
 
@@ -114,6 +135,7 @@ class Journal:
             "INSERT OR REPLACE INTO series (device, metric, ts, value, tags) VALUES (?,?,?,?,?)",
             [(s.device, s.metric, s.ts, json.dumps(s.value), json.dumps(dict(s.tags)))
              for s in series])
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('alive', ?)", (now,))
         self._db.commit()
 
     def prune(self, now: int | None = None) -> int:
@@ -141,9 +163,17 @@ class Journal:
         return [StoredSeries(d, m, ts, json.loads(v), json.loads(t)) for d, m, ts, v, t in rows]
 
     def entries(self, *, since_ns: int | None = None, trace_id: str | None = None,
-                limit: int | None = None) -> Iterator[Entry]:
+                limit: int | None = None, kinds: tuple[str, ...] = (),
+                rule: str | None = None) -> Iterator[Entry]:
+        """Journal rows in order (checkpoints left out), filtered as asked."""
         query = "SELECT id, ts, kind, rule, device, trace_id, payload FROM journal WHERE 1=1"
         args: list[Any] = []
+        if kinds:
+            query += f" AND kind IN ({','.join('?' * len(kinds))})"
+            args.extend(kinds)
+        if rule is not None:
+            query += " AND rule = ?"
+            args.append(rule)
         if since_ns is not None:
             query += " AND ts >= ?"
             args.append(since_ns)

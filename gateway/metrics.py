@@ -78,3 +78,21 @@ class Metrics:
         self.rule_reloads = Counter("outpost_rule_reloads_total",
                                     "Rule file reloads, applied or refused", ["outcome"],
                                     registry=r)
+        self.notifications = Counter("outpost_notifications_total",
+                                     "Notifications, by notifier and outcome "
+                                     "(sent, failed, dropped, silenced)",
+                                     ["notifier", "outcome"], registry=r)
+        self.notify_seconds = Histogram("outpost_notification_seconds",
+                                        "Time to deliver a notification", registry=r)
+        self.inhibited = Counter("outpost_alerts_inhibited_total",
+                                 "Absence alerts not notified because the gateway or the "
+                                 "broker was down during their window", registry=r)
+        self.alerts_active = Gauge("outpost_alerts", "Alerts by state (pending, firing)",
+                                   ["state"], registry=r)
+        self.rules_loaded = Gauge("outpost_rules_loaded", "Rules loaded", registry=r)
+        self.rule_undefined = Gauge("outpost_rule_undefined_evaluations",
+                                    "Evaluations whose expression met an undefined value "
+                                    "(missing/stale metric, empty window…), since start",
+                                    registry=r)
+        self.window_points = Gauge("outpost_rule_window_points",
+                                   "Points held in rule windows", registry=r)

@@ -178,6 +178,33 @@ class SerialConfig(_Model):
     device: str
 
 
+class NotifierConfig(_Model):
+    """One entry under ``notify:``: a webhook (``webhook: URL``) or ``type: log``."""
+
+    type: Literal["webhook", "log"] = "webhook"
+    webhook: SecretStr | None = Field(None, description="URL to POST alerts to (may hold a key)")
+    webhook_file: str | None = Field(None, description="file holding the webhook URL")
+    method: Literal["POST", "PUT"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict, description="templated headers")
+    body: str | dict[str, Any] | list[Any] | None = Field(
+        None, description="templated body; default: the alert event as JSON")
+    timeout: Duration = 5.0
+    retries: int = Field(3, ge=0, le=20)
+    states: list[Literal["pending", "firing", "resolved", "inactive"]] = Field(
+        default_factory=lambda: ["firing", "resolved"])
+    severities: list[str] = Field(default_factory=list, description="only these (default all)")
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> NotifierConfig:
+        if self.type == "webhook" and self.webhook is None:
+            raise ValueError("a webhook notifier needs webhook: URL (or webhook_file)")
+        return self
+
+
+class JournalConfig(_Model):
+    retention: Duration = Field(30 * 86400.0, description="how long journal entries are kept")
+
+
 class HttpConfig(_Model):
     listen: str = "127.0.0.1:8080"
     token: SecretStr | None = None
@@ -207,7 +234,8 @@ class Config(_Model):
     influx: InfluxConfig = Field(default_factory=InfluxConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     rules: list[str] = Field(default_factory=lambda: ["rules.d/*.yaml"])
-    notify: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    notify: dict[str, NotifierConfig] = Field(default_factory=dict)
+    journal: JournalConfig = Field(default_factory=JournalConfig)
     devices: dict[str, DeviceConfig] = Field(default_factory=dict)
     serial: list[SerialConfig] = Field(default_factory=list)
     http: HttpConfig = Field(default_factory=HttpConfig)

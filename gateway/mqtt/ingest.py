@@ -92,6 +92,7 @@ class MqttIngest:
         *,
         receive_maximum: int = 10_000,
         status_topic: str = STATUS_TOPIC,
+        on_state: Callable[[bool], None] | None = None,
     ) -> None:
         self._cfg = cfg
         self._subscriptions = list(subscriptions)
@@ -99,6 +100,7 @@ class MqttIngest:
         self._metrics = metrics
         self._receive_maximum = max(20, min(65535, receive_maximum))
         self._status_topic = status_topic
+        self._on_state = on_state
         self._generation = 0
         self._connected = threading.Event()
         self._ever_connected = False
@@ -184,6 +186,8 @@ class MqttIngest:
         client.publish(self._status_topic, "online", qos=1, retain=True)
         self._metrics.mqtt_connected.set(1)
         self._connected.set()
+        if self._on_state is not None:
+            self._on_state(True)
         log.info(
             "connected to %s:%d (session %s); subscribed to %s",
             self._cfg.host,
@@ -203,6 +207,8 @@ class MqttIngest:
         was = self._connected.is_set()
         self._connected.clear()
         self._metrics.mqtt_connected.set(0)
+        if was and self._on_state is not None:
+            self._on_state(False)
         if was and reason.is_failure:
             log.warning("lost the broker connection (%s); reconnecting", reason)
 

@@ -17,6 +17,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import yaml
 
+from tests.services import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -130,6 +132,7 @@ def gateway_config(mqtt_port: int, influx_url: str, database: str, **extra: Any)
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port,
                  "client_id": f"outpost-test-{uuid.uuid4().hex[:8]}"},
         "influx": {"url": influx_url, "database": database, "flush_interval": "200ms"},
+        "http": {"listen": f"127.0.0.1:{free_port()}"},
         "state_dir": "./var",
     }
     for key, value in extra.items():

@@ -11,6 +11,7 @@ import time
 import uuid
 
 from tests.gateway.harness import Device, GatewayProcess, write_config
+from tests.services import free_port
 
 
 def wait_series(vm, match, count, timeout=15.0):
@@ -33,6 +34,7 @@ def test_readings_reach_the_v2_write_api_with_values_tags_and_milliseconds(
                    "token_file": "influx.token", "flush_interval": "200ms"},
         "inputs": [{"topic": "sensors/{device}", "format": "json", "time_field": "ts",
                     "tags": {"site": site}}],
+        "http": {"listen": f"127.0.0.1:{free_port()}"},
     }
     with GatewayProcess(write_config(tmp_path / "outpost.yaml", config)), \
             Device(mosquitto.port) as device:

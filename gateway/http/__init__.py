@@ -1,0 +1,1 @@
+"""The gateway's HTTP side: API, /metrics, health (and the dashboard)."""
