@@ -26,10 +26,9 @@ _PLUGGED_VERBS = [
     ("gateway.cli_rules", "add_parser"),
     ("gateway.record", "add_parser"),
     ("gateway.events_cli", "add_parser"),
+    ("gateway.cli_actions", "add_parser"),
 ]
 _LATER = {
-    "command": "send a command to a device by hand",
-    "silence": "mute notifications for a rule or device",
     "status": "summary of a running gateway",
 }
 

@@ -1,0 +1,144 @@
+"""``outpost command`` and ``outpost silence``: talk to the running gateway's HTTP API.
+
+Both read ``http.listen`` and ``http.token_file`` from the same config as the
+gateway (``-c``), so they reach it with the token it expects. A command sent
+by hand goes through exactly the checks a rule's command does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from gateway.config import LoadedConfig, load_config
+from rules.yamlsrc import SourceError
+
+
+class ApiError(Exception):
+    pass
+
+
+def api_call(loaded: LoadedConfig, method: str, path: str,
+             body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    http = loaded.config.http
+    host, _, port = http.listen.rpartition(":")
+    if host in ("0.0.0.0", "", "[::]", "::"):
+        host = "127.0.0.1"
+    url = f"http://{host}:{port}{path}"
+    headers = {"Content-Type": "application/json"}
+    if http.token is not None:
+        headers["Authorization"] = f"Bearer {http.token.get_secret_value()}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"null")
+        except ValueError:
+            return exc.code, {"error": exc.reason}
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ApiError(f"cannot reach the gateway at {url}: {reason} (is `outpost run` "
+                       "running with this config?)") from None
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``speed=100`` → ("speed", 100); ``mode=auto`` → ("mode", "auto"); JSON values allowed."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"{text!r}: write KEY=VALUE")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw  # plain text: ON stays "ON", never a YAML 1.1 boolean
+    return key, value
+
+
+def _load(args: argparse.Namespace) -> LoadedConfig | None:
+    try:
+        return load_config(args.config)
+    except SourceError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
+def _cmd_command(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    if loaded is None:
+        return 2
+    try:
+        settings = dict(parse_setting(s) for s in args.settings)
+        status, answer = api_call(loaded, "POST", "/api/v1/commands",
+                                  {"device": args.device, "set": settings})
+    except (ValueError, ApiError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if status >= 300:
+        print(f"refused: {answer.get('detail') or answer.get('error')}", file=sys.stderr)
+        return 1
+    print(f"{answer['outcome']}: {answer['detail']}")
+    return 0
+
+
+def _cmd_silence(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    if loaded is None:
+        return 2
+    try:
+        if args.silence_verb == "add":
+            status, answer = api_call(loaded, "POST", "/api/v1/silences", {
+                "rule": args.rule, "device": args.device, "for": args.duration,
+                "comment": args.comment, "created_by": "cli"})
+        elif args.silence_verb == "remove":
+            status, answer = api_call(loaded, "DELETE", f"/api/v1/silences/{args.id}")
+        else:
+            status, answer = api_call(loaded, "GET", "/api/v1/silences")
+    except ApiError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if status >= 300:
+        print(f"error: {answer.get('error')}", file=sys.stderr)
+        return 1
+    if args.silence_verb == "add":
+        print(f"silence {answer['id']}: rule {answer['rule']} device {answer['device']} "
+              f"until {answer['ends_at']}")
+    elif args.silence_verb == "remove":
+        print(f"removed silence {answer['removed']}")
+    else:
+        for s in answer["silences"]:
+            note = f"  ({s['comment']})" if s["comment"] else ""
+            print(f"{s['id']:>4}  rule {s['rule']}  device {s['device']}  until {s['ends_at']}"
+                  f"{note}")
+        if not answer["silences"]:
+            print("no active silences")
+    return 0
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    command = sub.add_parser("command", parents=[common],
+                             help="send a command to a device by hand (same checks as rules)")
+    command.add_argument("device", help="a device listed under devices: in the config")
+    command.add_argument("settings", nargs="+", metavar="KEY=VALUE",
+                         help="e.g. speed=100 mode=auto (values as JSON, else text)")
+    command.set_defaults(func=_cmd_command)
+
+    silence = sub.add_parser("silence", parents=[common],
+                             help="mute notifications for a rule or device for a while")
+    verbs = silence.add_subparsers(dest="silence_verb", metavar="VERB", required=True)
+    add = verbs.add_parser("add", parents=[common], help="add a silence")
+    add.add_argument("--rule", default="*", help="rule name or glob (default: every rule)")
+    add.add_argument("--device", default="*", help="device id or glob (default: every device)")
+    add.add_argument("--for", dest="duration", required=True, metavar="D", help="e.g. 1h, 30m")
+    add.add_argument("--comment", default="", help="why (shown in the list)")
+    add.set_defaults(func=_cmd_silence)
+    listing = verbs.add_parser("list", parents=[common], help="list active silences")
+    listing.set_defaults(func=_cmd_silence)
+    remove = verbs.add_parser("remove", parents=[common], help="remove a silence by id")
+    remove.add_argument("id", type=int)
+    remove.set_defaults(func=_cmd_silence)
