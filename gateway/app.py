@@ -9,7 +9,9 @@ then say ``offline`` and disconnect.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 from typing import Any
 
 from gateway.actions.alerts import AlertBus, DeafPeriods
@@ -17,7 +19,7 @@ from gateway.actions.dispatcher import CommandDispatcher
 from gateway.actions.notify import Notifications
 from gateway.actions.silences import Silences
 from gateway.alerting import RulesRuntime, load_rule_files
-from gateway.config import LoadedConfig
+from gateway.config import Config, LoadedConfig
 from gateway.deadletter import DeadLetters
 from gateway.decoders import registry
 from gateway.http.server import HttpServer
@@ -28,10 +30,24 @@ from gateway.journal import Journal
 from gateway.metrics import Metrics
 from gateway.mqtt.ingest import MqttIngest
 from gateway.mqtt.link import MqttLink
+from gateway.outbox import DiskOutbox, OutboxError
 from gateway.pipeline import Input, Pipeline
 from gateway.topics import TopicTemplate
 
 log = logging.getLogger("outpost")
+
+
+def open_outbox(cfg: Config) -> DiskOutbox | None:
+    """The disk outbox, or None (memory only) when disabled or the disk cannot hold it."""
+    if not cfg.outbox.enabled:
+        return None
+    try:
+        return DiskOutbox(cfg.state_dir, max_bytes=cfg.outbox.max_bytes,
+                          max_age=cfg.outbox.max_age)
+    except (OSError, sqlite3.Error, OutboxError) as exc:
+        log.error("cannot open the outbox in %s (%s): readings wait in memory only while "
+                  "InfluxDB is unreachable", cfg.state_dir, exc)
+        return None
 
 
 class Gateway:
@@ -47,6 +63,7 @@ class Gateway:
         self.dispatcher: CommandDispatcher | None = None
         self.silences: Silences | None = None
         self.journal: Journal | None = None
+        self.outbox: DiskOutbox | None = None
         self.http: HttpServer | None = None
         self.ready = asyncio.Event()
         # Validate the rule files now: bad rules fail the start, before any connection.
@@ -73,10 +90,12 @@ class Gateway:
         late: dict[str, Any] = {}
         deadletters = DeadLetters(lambda t, p: late["ingest"].publish(t, p, qos=0), self.metrics)
         sink = make_sink(cfg.influx)
+        self.outbox = outbox = open_outbox(cfg)
         self.writer = writer = InfluxWriter(
             sink, batch_size=cfg.influx.batch_size, flush_interval=cfg.influx.flush_interval,
             max_buffer=cfg.influx.max_buffer, deadletters=deadletters, metrics=self.metrics,
-            on_acked=lambda tokens: late["ingest"].ack(tokens),
+            on_acked=lambda tokens: late["ingest"].ack(tokens), outbox=outbox,
+            backfill_rate=cfg.outbox.backfill_rate,
         )
         self.pipeline = pipeline = Pipeline(inputs, writer=writer, deadletters=deadletters,
                                             metrics=self.metrics, loop=loop,
@@ -122,6 +141,8 @@ class Gateway:
             asyncio.create_task(writer.run(), name="influx-writer"),
             asyncio.create_task(rules.run(background_stop), name="rules"),
             asyncio.create_task(notifications.run(background_stop), name="notifications"),
+            asyncio.create_task(writer.backfill(background_stop), name="backfill"),
+            asyncio.create_task(self._outbox_gauges(background_stop), name="outbox-gauges"),
         }
         await http.start()
         link.start()
@@ -153,8 +174,22 @@ class Gateway:
         await asyncio.gather(*(t for t in tasks if t.get_name() == "influx-writer"))
         await loop.run_in_executor(None, ingest.stop)
         await loop.run_in_executor(None, link.stop)
+        if outbox is not None:
+            await loop.run_in_executor(None, outbox.close)
         journal.close()
         log.info("stopped")
+
+    async def _outbox_gauges(self, stop: asyncio.Event) -> None:
+        m = self.metrics
+        while not stop.is_set():
+            if self.outbox is not None:
+                stats = self.outbox.stats()
+                m.outbox_lines.set(stats.lines)
+                m.outbox_bytes.set(stats.bytes)
+                m.outbox_oldest.set(stats.oldest_age)
+                m.outbox_degraded.set(1 if stats.degraded else 0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
 
     def reload_rules(self) -> None:
         """SIGHUP: re-read the rule files now."""

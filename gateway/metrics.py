@@ -96,3 +96,18 @@ class Metrics:
                                     registry=r)
         self.window_points = Gauge("outpost_rule_window_points",
                                    "Points held in rule windows", registry=r)
+        self.outbox_appended = Counter("outpost_outbox_appended_total",
+                                       "Readings made durable in the outbox while InfluxDB "
+                                       "was failing", registry=r)
+        self.outbox_backfilled = Counter("outpost_outbox_backfilled_total",
+                                         "Readings sent from the outbox after an outage",
+                                         registry=r)
+        self.outbox_lines = Gauge("outpost_outbox_readings", "Readings waiting in the outbox",
+                                  registry=r)
+        self.outbox_bytes = Gauge("outpost_outbox_bytes", "Bytes waiting in the outbox",
+                                  registry=r)
+        self.outbox_oldest = Gauge("outpost_outbox_oldest_age_seconds",
+                                   "Age of the oldest reading in the outbox", registry=r)
+        self.outbox_degraded = Gauge("outpost_outbox_degraded",
+                                     "1 while the outbox falls back to memory (disk full)",
+                                     registry=r)

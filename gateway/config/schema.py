@@ -150,8 +150,13 @@ class InfluxConfig(_Model):
 
 
 class OutboxConfig(_Model):
+    """Readings wait here, on disk, while InfluxDB is unreachable (``state_dir/outbox.sqlite3``)."""
+
+    enabled: bool = True
     max_bytes: Size = 256 * 1024**2
     max_age: Duration = 7 * 86400.0
+    backfill_rate: float = Field(5000.0, gt=0, description="readings/s sent from the outbox "
+                                 "after an outage, next to the live readings")
 
 
 class CommandSpec(_Model):
@@ -206,9 +211,20 @@ class JournalConfig(_Model):
 
 
 class HttpConfig(_Model):
-    listen: str = "127.0.0.1:8080"
+    listen: str = Field("127.0.0.1:8080", description="HOST:PORT; 0.0.0.0:8080 opens the "
+                        "dashboard and read-only API to the LAN")
     token: SecretStr | None = None
-    token_file: str | None = None
+    token_file: str | None = Field(None, description="bearer token for changes (POST, DELETE)")
+    read_token_required: bool = Field(False, description="reading the API and /metrics needs "
+                                      "the bearer token too (the page at / stays open)")
+    live_max_series: int = Field(5000, ge=1, le=1_000_000, description="series (device, "
+                                 "metric) the dashboard keeps a last-hour sparkline of")
+
+    @model_validator(mode="after")
+    def _read_token_needs_token(self) -> HttpConfig:
+        if self.read_token_required and self.token is None:
+            raise ValueError("read_token_required needs token_file (or token)")
+        return self
 
     @field_validator("listen")
     @classmethod

@@ -33,10 +33,12 @@ from dataclasses import dataclass
 from gateway.deadletter import DeadLetters
 from gateway.influx.sink import InfluxSink, WriteError
 from gateway.metrics import Metrics
+from gateway.outbox import Buffer, OutboxError, RateLimit, drain
 
 log = logging.getLogger("outpost.influx")
 
 Token = object
+OUTBOX_TOPIC = "outpost/outbox"  # what dead letters of backfilled lines name as their topic
 OnAcked = Callable[[list[Token]], None]
 
 
@@ -50,7 +52,10 @@ class Entry:
 class Backoff:
     """Capped exponential backoff with full jitter."""
 
-    def __init__(self, first: float = 0.5, cap: float = 30.0) -> None:
+    def __init__(self, first: float = 0.5, cap: float = 30.0,
+        outbox: Buffer | None = None,
+        backfill_rate: float = 5000.0,
+) -> None:
         self.first, self.cap, self.attempt = first, cap, 0
 
     def next(self) -> float:
@@ -75,6 +80,8 @@ class InfluxWriter:
         on_acked: OnAcked,
         idle_flush: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
+        outbox: Buffer | None = None,
+        backfill_rate: float = 5000.0,
     ) -> None:
         self._sink = sink
         self._batch_size = batch_size
@@ -101,6 +108,8 @@ class InfluxWriter:
         self._dropped_unlogged = 0
         self.writing: list[Entry] = []  # the batch being written, for inspection
         self.healthy = True
+        self._outbox = outbox
+        self._backfill_rate = backfill_rate
 
     @property
     def buffered(self) -> int:
@@ -196,14 +205,18 @@ class InfluxWriter:
     async def _write_batch(self, batch: list[Entry]) -> None:
         self.writing = batch
         lines = [e for e in batch if e.line is not None]
+        if self._outbox is not None and not self.healthy and lines:
+            # InfluxDB is down: straight to disk, no need to wait for another timeout.
+            if await self._to_outbox(batch, lines):
+                return
         while True:
             try:
                 await self._write_entries(lines)
                 break
             except WriteError as exc:
-                self._metrics.influx_errors.labels(exc.kind).inc()
-                self._metrics.influx_up.set(0)
-                self.healthy = False
+                self._failed(exc)
+                if self._outbox is not None and await self._to_outbox(batch, lines):
+                    return
                 delay = exc.retry_after if exc.retry_after is not None else self._backoff.next()
                 if self._stopping and self._clock() + delay > self._deadline:
                     log.error(
@@ -216,16 +229,63 @@ class InfluxWriter:
                     return
                 self._log_error(exc, delay)
                 await self._sleep(delay)
-        self._backoff.reset()
-        if not self.healthy:
-            log.info("InfluxDB writes succeed again")
-        self.healthy = True
-        self._metrics.influx_up.set(1)
+        self._succeeded()
+        self._done(batch, lines)
+
+    def _done(self, batch: list[Entry], lines: list[Entry]) -> None:
         self._buffered -= len(lines)
         self._metrics.influx_buffered.set(self._buffered)
         tokens = [e.token for e in batch if e.token is not None]
         if tokens:
             self._on_acked(tokens)
+
+    def _failed(self, exc: WriteError) -> None:
+        self._metrics.influx_errors.labels(exc.kind).inc()
+        self._metrics.influx_up.set(0)
+        if self.healthy and self._outbox is not None:
+            log.error("InfluxDB write failed (%s): %s; readings go to the outbox until it "
+                      "answers again", exc.kind, exc)
+        self.healthy = False
+
+    def _succeeded(self) -> None:
+        self._backoff.reset()
+        if not self.healthy:
+            log.info("InfluxDB writes succeed again")
+        self.healthy = True
+        self._metrics.influx_up.set(1)
+
+    async def _to_outbox(self, batch: list[Entry], lines: list[Entry]) -> bool:
+        """Make a batch durable in the outbox and acknowledge it; False if the outbox refused."""
+        assert self._outbox is not None
+        try:
+            await self._outbox.append_durable([e.line for e in lines if e.line is not None])
+        except OutboxError as exc:
+            log.error("outbox refused %d readings (%s); holding them in memory", len(lines), exc)
+            return False
+        self._metrics.outbox_appended.inc(len(lines))
+        self._done(batch, lines)
+        return True
+
+    async def backfill(self, stop: asyncio.Event) -> None:
+        """Send what waits in the outbox at ``backfill_rate`` lines/s, next to the live path."""
+        if self._outbox is None:
+            return
+        limit = RateLimit(self._backfill_rate, self._batch_size, self._clock())
+
+        async def write(lines: list[str]) -> None:
+            try:
+                await self._write_entries([Entry(line, None, OUTBOX_TOPIC) for line in lines])
+            except WriteError as exc:
+                self._failed(exc)
+                raise
+            self._succeeded()
+            self._metrics.outbox_backfilled.inc(len(lines))
+
+        if len(self._outbox):
+            log.info("%d readings wait in the outbox from an earlier outage; sending them at "
+                     "up to %d/s", len(self._outbox), self._backfill_rate)
+        await drain(self._outbox, write, limit, stop=stop, retry_delay=2.0,
+                    clock=self._clock)
 
     async def _write_entries(self, entries: list[Entry]) -> None:
         if not entries:
