@@ -22,6 +22,7 @@ from gateway.alerting import RulesRuntime, load_rule_files
 from gateway.config import Config, LoadedConfig
 from gateway.deadletter import DeadLetters
 from gateway.decoders import registry
+from gateway.devices_runtime import DevicesRuntime
 from gateway.http.server import HttpServer
 from gateway.influx import make_sink
 from gateway.influx.lineproto import LineEncoder, Unwritable
@@ -64,6 +65,7 @@ class Gateway:
         self.silences: Silences | None = None
         self.journal: Journal | None = None
         self.outbox: DiskOutbox | None = None
+        self.devices: DevicesRuntime | None = None
         self.http: HttpServer | None = None
         self.ready = asyncio.Event()
         # Validate the rule files now: bad rules fail the start, before any connection.
@@ -109,6 +111,9 @@ class Gateway:
                 deaf.hearing if up else deaf.deaf))
         late["ingest"] = ingest
         self.link = link = MqttLink(cfg.mqtt, loop)
+        self.devices = devices = DevicesRuntime(self.loaded, self.metrics)
+        pipeline.add_observer(devices.observe)
+        link.subscribe(devices.availability_filters(), devices.on_message)
 
         encoder = LineEncoder()
 
@@ -142,6 +147,7 @@ class Gateway:
             asyncio.create_task(rules.run(background_stop), name="rules"),
             asyncio.create_task(notifications.run(background_stop), name="notifications"),
             asyncio.create_task(writer.backfill(background_stop), name="backfill"),
+            asyncio.create_task(devices.run(background_stop), name="devices"),
             asyncio.create_task(self._outbox_gauges(background_stop), name="outbox-gauges"),
         }
         await http.start()

@@ -127,6 +127,10 @@ class Convention(Protocol):
         """Topic filters carrying this convention's readings and availability."""
         ...
 
+    def availability_subscriptions(self) -> list[str]:
+        """The subset of :meth:`subscriptions` that carries online/offline (LWT, availability)."""
+        ...
+
     def decode(self, message: Message) -> list[Reading]:
         """Readings in a state message; ``[]`` for non-reading topics; raises DecodeError."""
         ...

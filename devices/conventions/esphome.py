@@ -78,6 +78,9 @@ class EsphomeConvention:
             self._device_topic("+", "status"),
         ]
 
+    def availability_subscriptions(self) -> list[str]:
+        return [self._device_topic("+", "status")]
+
     def decode(self, message: Message) -> list[Reading]:
         levels = self._split(message.topic)
         if levels is None or len(levels) < 2:

@@ -70,6 +70,9 @@ class HomieConvention:
         b = self.base
         return [f"{b}/+/$state", f"{b}/+/+/+", f"{b}/+/+/+/$datatype", f"{b}/+/+/+/$unit"]
 
+    def availability_subscriptions(self) -> list[str]:
+        return [f"{self.base}/+/$state"]
+
     def _remember(self, table: dict[tuple[str, str, str], str], key: Any, value: str) -> None:
         if len(table) >= MAX_REMEMBERED and key not in table:
             table.clear()

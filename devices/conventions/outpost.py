@@ -73,6 +73,9 @@ class OutpostConvention:
     def subscriptions(self) -> list[str]:
         return ["sensors/+", "sensors/+/+", "devices/+/status"]
 
+    def availability_subscriptions(self) -> list[str]:
+        return ["devices/+/status"]
+
     def decode(self, message: Message) -> list[Reading]:
         levels = message.topic.split("/")
         if levels[0] == "devices" and len(levels) == 3 and levels[2] in ("status", "set", "ack"):

@@ -121,6 +121,9 @@ class ShellyGen2Convention:
             f"{self._prefix}+/events/rpc",
         ]
 
+    def availability_subscriptions(self) -> list[str]:
+        return [f"{self._prefix}+/online"]
+
     def decode(self, message: Message) -> list[Reading]:
         levels = self._split(message.topic)
         if levels is None or len(levels) < 2:

@@ -119,6 +119,9 @@ class TasmotaConvention:
             self._topic("tele", "+", "LWT"),
         ]
 
+    def availability_subscriptions(self) -> list[str]:
+        return [self._topic("tele", "+", "LWT")]
+
     # --- readings ------------------------------------------------------------------
 
     def decode(self, message: Message) -> list[Reading]:

@@ -89,6 +89,9 @@ class Zigbee2MqttConvention:
     def subscriptions(self) -> list[str]:
         return [f"{self.base}/+", f"{self.base}/+/availability"]
 
+    def availability_subscriptions(self) -> list[str]:
+        return [f"{self.base}/+/availability"]
+
     def _split(self, topic: str) -> list[str] | None:
         if not topic.startswith(self._prefix):
             return None

@@ -164,6 +164,7 @@ class SerialBridge:
             port, self.port = self.port, None
             if port is not None:
                 _close_quietly(port)
+            self.port_open.clear()
             self._executor.shutdown(wait=True, cancel_futures=True)
 
     async def _in_thread(self, func: Callable[..., Any], *args: Any) -> Any:
@@ -404,6 +405,12 @@ def _open_serial(config: SerialConfig) -> serial.Serial:
 
 def _read_available(port: serial.Serial) -> bytes:
     data: bytes = port.read(max(1, port.in_waiting))
+    # A read that waited returns at the first byte; the rest of the line is usually
+    # already buffered behind it. Taking it now halves the thread hops per line at low
+    # rates (measured: benchmarks/serial.py, bridge CPU per line at 2,000 lines/s).
+    waiting = port.in_waiting if data else 0
+    if waiting:
+        data += port.read(waiting)
     return data
 
 

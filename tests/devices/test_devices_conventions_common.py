@@ -170,3 +170,10 @@ def test_any_topic_and_payload_gives_readings_or_a_decode_error(name, levels, pa
         convention.availability(message)
     except InvalidReading as exc:
         assert exc.reason == "bad_device"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_availability_subscriptions_are_among_the_subscriptions(name):
+    convention = conventions.create(name)
+    assert convention.availability_subscriptions()
+    assert set(convention.availability_subscriptions()) <= set(convention.subscriptions())

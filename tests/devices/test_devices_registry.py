@@ -59,3 +59,24 @@ def test_the_registry_is_bounded_and_forgets_the_longest_silent():
     registry.observe([reading("b")], "", 2)
     registry.observe([reading("c")], "", 3)
     assert set(registry.devices) == {"b", "c"} and registry.evicted == 1
+
+
+def test_observe_reading_one_by_one_matches_observe_per_message():
+    # The gateway's pipeline sees readings one at a time; readings of one message share ts.
+    by_message, by_reading = DeviceRegistry(), DeviceRegistry()
+    for t in range(0, 100, 10):
+        message = [reading(ts=t * S), reading(metric="humidity", value=40.0, unit="%", ts=t * S)]
+        by_message.observe(message, "tasmota", t * S)
+        for r in message:
+            by_reading.observe_reading(r, "tasmota", t * S)
+    a, b = by_message.devices["th"], by_reading.devices["th"]
+    assert (b.messages, b.interval_s, b.last_seen_ns) == (a.messages, a.interval_s, a.last_seen_ns)
+    assert by_reading.snapshot(95 * S) == by_message.snapshot(95 * S)
+
+
+def test_observe_reading_keeps_a_known_unit_when_a_later_reading_has_none():
+    registry = DeviceRegistry()
+    registry.observe_reading(reading(unit="°C", ts=1), "", 1)
+    registry.observe_reading(reading(unit="", value=22.0, ts=2), "", 2)
+    metric = registry.devices["th"].metrics["temperature"]
+    assert (metric.unit, metric.last_value, metric.last_ts) == ("°C", 22.0, 2)
