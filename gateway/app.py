@@ -20,6 +20,7 @@ from gateway.actions.notify import Notifications
 from gateway.actions.silences import Silences
 from gateway.alerting import RulesRuntime, load_rule_files
 from gateway.config import Config, LoadedConfig
+from gateway.deadband import Deadband
 from gateway.deadletter import DeadLetters
 from gateway.decoders import registry
 from gateway.devices_runtime import DevicesRuntime
@@ -33,6 +34,7 @@ from gateway.mqtt.ingest import MqttIngest
 from gateway.mqtt.link import MqttLink
 from gateway.outbox import DiskOutbox, OutboxError
 from gateway.pipeline import Input, Pipeline
+from gateway.timekeeping import TimePolicy
 from gateway.topics import TopicTemplate
 
 log = logging.getLogger("outpost")
@@ -75,9 +77,14 @@ class Gateway:
         inputs = []
         for spec in self.config.inputs:
             factory = registry.get(spec.format)
+            deadband = (Deadband(spec.deadband, spec.heartbeat) if spec.deadband is not None
+                        else None)
             inputs.append(Input(name=spec.topic, template=TopicTemplate(spec.topic),
                                 decoder=factory(spec.model_dump()), qos=spec.qos,
-                                max_payload=spec.max_payload))
+                                max_payload=spec.max_payload,
+                                time_policy=TimePolicy(spec.future_tolerance,
+                                                       spec.past_tolerance, spec.bad_time),
+                                deadband=deadband))
         return inputs
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -99,9 +106,10 @@ class Gateway:
             on_acked=lambda tokens: late["ingest"].ack(tokens), outbox=outbox,
             backfill_rate=cfg.outbox.backfill_rate,
         )
-        self.pipeline = pipeline = Pipeline(inputs, writer=writer, deadletters=deadletters,
-                                            metrics=self.metrics, loop=loop,
-                                            max_batch=cfg.influx.batch_size)
+        self.pipeline = pipeline = Pipeline(
+            inputs, writer=writer, deadletters=deadletters, metrics=self.metrics, loop=loop,
+            max_batch=cfg.influx.batch_size, clock_valid_after=cfg.clock.valid_after_ns,
+            unsynced=cfg.clock.unsynced, hold_max=cfg.clock.hold_max)
         # Room for two full batches in flight, so the broker never waits on a flush.
         receive_maximum = 2 * cfg.influx.batch_size + 100
         self.ingest = ingest = MqttIngest(
@@ -186,8 +194,11 @@ class Gateway:
         log.info("stopped")
 
     async def _outbox_gauges(self, stop: asyncio.Event) -> None:
+        """Once a second: outbox gauges, and messages held for an unset clock."""
         m = self.metrics
         while not stop.is_set():
+            if self.pipeline is not None:
+                self.pipeline.release_held()
             if self.outbox is not None:
                 stats = self.outbox.stats()
                 m.outbox_lines.set(stats.lines)

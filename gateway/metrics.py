@@ -111,3 +111,12 @@ class Metrics:
         self.outbox_degraded = Gauge("outpost_outbox_degraded",
                                      "1 while the outbox falls back to memory (disk full)",
                                      registry=r)
+        self.skipped = Counter("outpost_readings_skipped_total",
+                               "Readings not written to InfluxDB on purpose, by reason "
+                               "(deadband)", ["reason"], registry=r)
+        self.time_corrections = Counter("outpost_time_corrections_total",
+                                        "Messages whose device time was out of tolerance, by "
+                                        "action (restamp, tag)", ["action"], registry=r)
+        self.held = Counter("outpost_clock_held_messages_total",
+                            "Messages held because the gateway's clock was not set yet",
+                            registry=r)

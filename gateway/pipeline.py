@@ -22,14 +22,16 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from gateway.deadband import Deadband
 from gateway.deadletter import DeadLetters
 from gateway.decoders.base import DecodeError, Decoder, Message
 from gateway.influx.lineproto import LineEncoder, Unwritable
 from gateway.influx.writer import InfluxWriter
 from gateway.metrics import Metrics
 from gateway.model import Reading
+from gateway.timekeeping import DEADLETTER, TimePolicy, restamp
 from gateway.topics import TopicRouter, TopicTemplate
 
 log = logging.getLogger("outpost.pipeline")
@@ -46,6 +48,8 @@ class Input:
     decoder: Decoder
     qos: int
     max_payload: int
+    time_policy: TimePolicy = field(default_factory=lambda: TimePolicy(300.0, None, "restamp"))
+    deadband: Deadband | None = None
 
 
 class Pipeline:
@@ -60,6 +64,9 @@ class Pipeline:
         max_pending: int = 100_000,
         max_batch: int = 5000,
         gather_delay: float = 0.002,
+        clock_valid_after: int = 0,
+        unsynced: str = "hold",
+        hold_max: int = 100_000,
     ) -> None:
         self._router: TopicRouter[Input] = TopicRouter([(i.template, i) for i in inputs])
         self._writer = writer
@@ -68,7 +75,13 @@ class Pipeline:
         self._loop = loop
         self._encoder = LineEncoder()
         self._observers: list[Observer] = []
-        self._queue: deque[tuple[list[Reading] | None, object | None, str]] = deque()
+        self._queue: deque[tuple[list[Reading] | None, object | None, str, Input | None]] = (
+            deque())
+        # Messages held while the gateway's clock is not yet valid (see gateway.timekeeping).
+        self._held: deque[tuple[list[Reading], object | None, str, Input, int, int]] = deque()
+        self._valid_after = clock_valid_after
+        self._unsynced = unsynced
+        self._hold_max = hold_max
         self._max_pending = max_pending
         self._max_batch = max_batch
         self._gather_delay = gather_delay
@@ -79,6 +92,7 @@ class Pipeline:
         self._rejected = {i.name: metrics.messages.labels(i.name, "deadlettered") for i in inputs}
         self._readings = {i.name: metrics.readings.labels(i.name) for i in inputs}
         self._queue_full = metrics.dropped.labels("queue_full")
+        self._skipped = metrics.skipped.labels("deadband")
 
     def add_observer(self, observer: Observer) -> None:
         """Call ``observer(reading)`` on the event loop for every decoded reading."""
@@ -97,7 +111,7 @@ class Pipeline:
             self._deadletters.send(
                 topic, payload, "no_input", "topic matches no input template (an empty level?)"
             )
-            self._enqueue(None, token, topic)
+            self._enqueue(None, token, topic, None)
             return
         spec, fields = route
         if len(payload) > spec.max_payload:
@@ -108,14 +122,15 @@ class Pipeline:
                 "too_large",
                 f"{len(payload)} bytes > max_payload {spec.max_payload}",
             )
-            self._enqueue(None, token, topic)
+            self._enqueue(None, token, topic, None)
             return
         self._trace_seq += 1
+        received = time.time_ns()
         message = Message(
             topic,
             payload,
             fields,
-            time.time_ns(),
+            received,
             trace_id=f"{self._trace_prefix}{self._trace_seq:x}",
         )
         try:
@@ -123,23 +138,62 @@ class Pipeline:
         except DecodeError as exc:
             self._rejected[spec.name].inc()
             self._deadletters.send(topic, payload, exc.reason, str(exc))
-            self._enqueue(None, token, topic)
+            self._enqueue(None, token, topic, None)
             return
         except Exception as exc:  # a decoder bug must not stop the gateway
             log.exception("decoder %s failed on %s", spec.name, topic[:120])
             self._rejected[spec.name].inc()
             self._deadletters.send(topic, payload, "decoder_error", f"{type(exc).__name__}")
-            self._enqueue(None, token, topic)
+            self._enqueue(None, token, topic, None)
             return
+        if received < self._valid_after and any(r.ts == received for r in readings):
+            self._hold(readings, token, topic, spec, payload, received)
+            return
+        checked, reason = spec.time_policy.check(readings, received)
+        if reason is not None:
+            self._rejected[spec.name].inc()
+            self._deadletters.send(topic, payload, reason, "reading time out of tolerance")
+            self._enqueue(None, token, topic, None)
+            return
+        if checked is not readings:
+            self._metrics.time_corrections.labels(spec.time_policy.action).inc()
         self._decoded[spec.name].inc()
-        self._readings[spec.name].inc(len(readings))
-        self._enqueue(readings, token, topic)
+        self._readings[spec.name].inc(len(checked))
+        self._enqueue(checked, token, topic, spec)
 
-    def _enqueue(self, readings: list[Reading] | None, token: object | None, topic: str) -> None:
+    def _hold(self, readings: list[Reading], token: object | None, topic: str, spec: Input,
+              payload: bytes, received: int) -> None:
+        if self._unsynced == DEADLETTER or len(self._held) >= self._hold_max:
+            self._deadletters.send(topic, payload, "clock_unsynced",
+                                   "the gateway's clock is not set yet (no NTP answer)")
+            self._enqueue(None, token, topic, None)
+            return
+        self._metrics.held.inc()
+        self._held.append((readings, token, topic, spec, received, time.monotonic_ns()))
+
+    def release_held(self) -> int:
+        """Once the clock is valid, re-stamp held messages with their true arrival time."""
+        if not self._held:
+            return 0
+        now, mono = time.time_ns(), time.monotonic_ns()
+        if now < self._valid_after:
+            return 0
+        released = 0
+        while self._held:
+            readings, token, topic, spec, wrong, arrived_mono = self._held.popleft()
+            right = now - (mono - arrived_mono)
+            self._enqueue(restamp(readings, wrong, right), token, topic, spec)
+            released += 1
+        log.info("the clock is set: %d held messages re-stamped with their arrival time",
+                 released)
+        return released
+
+    def _enqueue(self, readings: list[Reading] | None, token: object | None, topic: str,
+                 spec: Input | None) -> None:
         if token is None and len(self._queue) >= self._max_pending:
             self._queue_full.inc(len(readings) if readings else 1)
             return
-        self._queue.append((readings, token, topic))
+        self._queue.append((readings, token, topic, spec))
         if not self._scheduled:
             self._scheduled = True
             try:
@@ -165,18 +219,23 @@ class Pipeline:
         done = 0
         while True:
             while queue and done < self._max_batch:
-                readings, token, topic = queue.popleft()
+                readings, token, topic, spec = queue.popleft()
                 done += 1
                 if not readings:
                     writer.add(None, token, topic)
                     continue
                 last = len(readings) - 1
+                deadband = spec.deadband if spec is not None else None
                 for i, reading in enumerate(readings):
                     for observer in observers:
                         try:
                             observer(reading)
                         except Exception:
                             log.exception("reading observer failed")
+                    if deadband is not None and not deadband.keep(reading):
+                        self._skipped.inc()
+                        writer.add(None, token if i == last else None, topic)
+                        continue
                     try:
                         line = encoder.encode(reading)
                     except Unwritable as exc:

@@ -100,6 +100,17 @@ class InputConfig(_Model):
     metric: str | None = Field(None, description="value: metric name when the topic has none")
     max_payload: Size = 65536
     tags: dict[str, str] = Field(default_factory=dict, description="extra InfluxDB tags")
+    deadband: float | None = Field(None, ge=0, description="skip writing a number within ±this "
+                                   "of the last written one (and equal bools/strings)")
+    heartbeat: Duration | None = Field(None, description="with deadband: write at least this "
+                                       "often anyway")
+    future_tolerance: Duration = Field(300.0, description="device times further ahead of the "
+                                       "gateway's clock follow bad_time")
+    past_tolerance: Duration | None = Field(30 * 86400.0, description="device times older than "
+                                            "this follow bad_time (null: no limit)")
+    bad_time: Literal["restamp", "tag", "deadletter"] = Field(
+        "restamp", description="restamp: use the arrival time; tag: add ts_suspect=future|past; "
+        "deadletter: refuse the message")
 
 
 class InfluxConfig(_Model):
@@ -206,6 +217,36 @@ class NotifierConfig(_Model):
         return self
 
 
+class ClockConfig(_Model):
+    """The gateway's own clock (a Pi without a real-time clock is wrong until NTP answers)."""
+
+    valid_after: str = Field("2026-01-01T00:00:00Z", description="a clock earlier than this "
+                             "is not synchronised yet")
+    unsynced: Literal["hold", "deadletter"] = Field(
+        "hold", description="hold: keep arrival-stamped readings until the clock is set, then "
+        "re-stamp them exactly; deadletter: refuse them")
+    hold_max: int = Field(100_000, ge=0, description="messages held at most while unsynced")
+
+    @field_validator("valid_after")
+    @classmethod
+    def _rfc3339(cls, value: str) -> str:
+        from datetime import datetime
+
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("valid_after must be an RFC 3339 time, e.g. 2026-01-01T00:00:00Z")
+        if moment.tzinfo is None:
+            raise ValueError("valid_after needs a zone (Z or +hh:mm)")
+        return value
+
+    @property
+    def valid_after_ns(self) -> int:
+        from datetime import datetime
+
+        return int(datetime.fromisoformat(self.valid_after).timestamp()) * 1_000_000_000
+
+
 class JournalConfig(_Model):
     retention: Duration = Field(30 * 86400.0, description="how long journal entries are kept")
 
@@ -219,6 +260,9 @@ class HttpConfig(_Model):
                                       "the bearer token too (the page at / stays open)")
     live_max_series: int = Field(5000, ge=1, le=1_000_000, description="series (device, "
                                  "metric) the dashboard keeps a last-hour sparkline of")
+    dashboard: bool = Field(True, description="serve the live page at / and keep its "
+                            "in-memory view (latest readings, sparklines); false on the "
+                            "smallest devices leaves the API, /metrics and health only")
 
     @model_validator(mode="after")
     def _read_token_needs_token(self) -> HttpConfig:
@@ -252,6 +296,7 @@ class Config(_Model):
     rules: list[str] = Field(default_factory=lambda: ["rules.d/*.yaml"])
     notify: dict[str, NotifierConfig] = Field(default_factory=dict)
     journal: JournalConfig = Field(default_factory=JournalConfig)
+    clock: ClockConfig = Field(default_factory=ClockConfig)
     devices: dict[str, DeviceConfig] = Field(default_factory=dict)
     serial: list[SerialConfig] = Field(default_factory=list)
     http: HttpConfig = Field(default_factory=HttpConfig)
