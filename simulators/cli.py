@@ -212,8 +212,13 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, yaml.YAMLError) as exc:
         print(f"outpost simulate: {exc}", file=sys.stderr)
         return 2
-    description = f"scenario {scenario.name}: {', '.join(scenario.metrics)}"
-    sim = Simulation(models, broker, options_from(args, description))
+    description = f"scenario {scenario.name}: {', '.join(scenario.metric_names)}"
+    if scenario.actuators:
+        description += f"; actuators {', '.join(a.id for a in scenario.actuators)}"
+    if scenario.faults:
+        description += f"; {len(scenario.faults)} faults"
+    faults = scenario.build_faults(args.seed)
+    sim = Simulation(models, broker, options_from(args, description), faults)
     stats = asyncio.run(_run_until_signal(sim))
     return 0 if stats.connected else 1
 

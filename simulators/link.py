@@ -13,6 +13,12 @@ The will: a connection made for exactly one device carries that device's will
 (``offline``, retained), so a killed simulator looks like unplugged sensors.
 MQTT allows one will per connection, so a link shared by many devices has
 none: the trade-off is in ``simulators/README.md``.
+
+Fault injection takes a link down on purpose: ``go_offline("will")`` cuts the
+TCP connection without a DISCONNECT, so the broker publishes the will exactly
+as for a device that lost power; ``go_offline("clean")`` says ``offline``
+first and disconnects cleanly. Either way the link stays down (no reconnect)
+until ``go_online()``, then connects and announces ``online`` again.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import aiomqtt
 
@@ -76,6 +83,20 @@ class Link:
         self.dropped = 0
         self._client: aiomqtt.Client | None = None
         self._handlers: dict[str, MessageHandler] = {}
+        self._down = asyncio.Event()  # set while held offline by go_offline
+        self._up = asyncio.Event()
+        self._up.set()
+        self._down_mode: Literal["will", "clean"] = "will"
+
+    def go_offline(self, mode: Literal["will", "clean"] = "will") -> None:
+        """Take the connection down until ``go_online`` (see the module docstring)."""
+        self._down_mode = mode
+        self._up.clear()
+        self._down.set()
+
+    def go_online(self) -> None:
+        self._down.clear()
+        self._up.set()
 
     def on(self, topic_filter: str, handler: MessageHandler) -> None:
         """Subscribe ``handler`` to ``topic_filter`` (QoS 1) on every (re)connection.
@@ -123,11 +144,21 @@ class Link:
     async def run(self, stop: asyncio.Event) -> None:
         backoff = BACKOFF_MIN
         while not stop.is_set():
+            if self._down.is_set():
+                await _first(self._up.wait(), stop.wait())
+                backoff = BACKOFF_MIN
+                continue
             try:
                 async with self._make_client() as client:
                     await self._session(client, stop)
+                if self._down.is_set():
+                    continue
                 return
             except aiomqtt.MqttError as exc:
+                if self._down.is_set():  # the cut we made on purpose
+                    self.connected.clear()
+                    self._client = None
+                    continue
                 if self.connected.is_set():  # a working session broke: start over quickly
                     backoff = BACKOFF_MIN
                 self.connected.clear()
@@ -150,11 +181,19 @@ class Link:
         self._client = client
         self.connected.set()
         listener = asyncio.create_task(self._listen(client))
-        stopper = asyncio.create_task(stop.wait())
+        waiters = {asyncio.create_task(stop.wait()), asyncio.create_task(self._down.wait())}
         try:
-            await asyncio.wait({listener, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({listener, *waiters}, return_when=asyncio.FIRST_COMPLETED)
+            if self._down.is_set() and self._down_mode == "will" and not listener.done():
+                self.connected.clear()
+                self._client = None
+                _cut(client)
+                # paho notices the dead socket and aiomqtt ends the listener with
+                # an MqttError (raised below); `run` then waits for go_online.
+                await asyncio.wait({listener}, timeout=STATUS_TIMEOUT)
         finally:
-            stopper.cancel()
+            for task in waiters:
+                task.cancel()
             listener.cancel()
             # Re-raises the listener's MqttError if the connection was lost.
             with contextlib.suppress(asyncio.CancelledError):
@@ -176,3 +215,23 @@ class Link:
             for topic_filter, handler in self._handlers.items():
                 if message.topic.matches(topic_filter):
                     await handler(message)
+
+
+def _cut(client: aiomqtt.Client) -> None:
+    """Drop the TCP connection without an MQTT DISCONNECT: the broker fires the will."""
+    # aiomqtt has no public way to lose a connection on purpose; its paho
+    # client's socket is the one place to do it (as simulators/load.py also
+    # reaches the paho client for speed).
+    sock = client._client.socket()
+    if isinstance(sock, socket.socket):  # plain TCP or TLS (an SSLSocket is one)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+async def _first(*aws: Awaitable[object]) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -36,7 +36,7 @@ import aiomqtt
 from paho.mqtt.client import MQTT_ERR_SUCCESS
 
 from simulators.link import NO_DELAY
-from simulators.model import SensorModel
+from simulators.model import Model
 from simulators.payloads import Style, encode_sample
 from simulators.scenario import load_scenario
 
@@ -54,7 +54,7 @@ class LoadStats:
 
 
 def load_messages(
-    models: list[SensorModel], style: Style, ts_unit: str = "ns"
+    models: list[Model], style: Style, ts_unit: str = "ns"
 ) -> Iterator[tuple[str, bytes, int]]:
     """Endless ``(topic, payload, readings carried)``, devices round robin."""
     n = len(models)

@@ -30,6 +30,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Number = float | int
+Value = float | int | str  # what a sample may carry (an actuator's "on"/"off")
 
 
 class MetricSpec(BaseModel):
@@ -59,9 +60,9 @@ class Model(Protocol):
     """What the MQTT loop needs from a simulated device's value source.
 
     ``next(t)`` is called with non-decreasing simulated times in seconds since
-    the start of the simulation and returns one value per metric. A physics
-    model (greenhouse) implements the same protocol and also takes actuator
-    inputs through its own methods.
+    the start of the simulation and returns one value per metric. The
+    greenhouse's sensors (``greenhouse.GreenhouseSensor``) and actuators
+    (``actuators.Actuator``, which also take commands) implement it too.
     """
 
     @property
@@ -70,7 +71,7 @@ class Model(Protocol):
     @property
     def metrics(self) -> tuple[str, ...]: ...
 
-    def next(self, t: float) -> dict[str, Number]: ...
+    def next(self, t: float) -> Mapping[str, Value]: ...
 
 
 def device_rng(seed: int | str | None, device: str) -> random.Random:

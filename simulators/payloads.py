@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from enum import StrEnum
 
-from simulators.model import Number
+from simulators.model import Value
 
 STATUS_ONLINE = b"online"
 STATUS_OFFLINE = b"offline"
@@ -38,6 +38,18 @@ class Style(StrEnum):
         return {Style.VALUE: metrics, Style.JSON: 1, Style.BOTH: metrics + 1}[self]
 
 
+def check_topic_level(value: str, kind: str = "device id") -> str:
+    """``value`` if it is usable as one MQTT topic level, else ``ValueError``."""
+    # Device ids and metric names become MQTT topic levels: wildcards,
+    # separators or control characters would publish somewhere else (or nowhere).
+    if not value:
+        raise ValueError(f"{kind} is empty")
+    bad = [c for c in value if c in "+#/" or c < " " or c == "\x7f"]
+    if bad:
+        raise ValueError(f"{kind} {value!r} contains {bad[0]!r}")
+    return value
+
+
 def status_topic(device: str) -> str:
     return f"devices/{device}/status"
 
@@ -52,7 +64,7 @@ def ack_topic(device: str) -> str:
 
 def encode_sample(
     device: str,
-    values: Mapping[str, Number],
+    values: Mapping[str, Value],
     style: Style,
     ts_ns: int,
     ts_unit: str = "ms",
@@ -60,8 +72,13 @@ def encode_sample(
     """``(topic, payload)`` messages carrying one sample in the given style."""
     out: list[tuple[str, bytes]] = []
     if style is not Style.JSON:
-        out.extend((f"sensors/{device}/{m}", repr(v).encode()) for m, v in values.items())
+        # Numbers as Python writes them (21.53, 612); text as a JSON string ("on").
+        out.extend((f"sensors/{device}/{m}", _scalar(v)) for m, v in values.items())
     if style is not Style.VALUE:
         body = {**values, "ts": ts_ns // _TS_DIVISOR[ts_unit]}
         out.append((f"sensors/{device}", json.dumps(body, separators=(",", ":")).encode()))
     return out
+
+
+def _scalar(value: Value) -> bytes:
+    return json.dumps(value).encode() if isinstance(value, str) else repr(value).encode()

@@ -1,7 +1,6 @@
 """Scenarios: which simulated devices exist and how their metrics behave (YAML).
 
-A scenario file, minimal today and meant to grow (the closed-loop issue adds
-``actuators:``, ``physics:`` and ``faults:`` sections next to these)::
+A scenario file of independent sensors::
 
     name: sensors
     description: three generic room sensors
@@ -14,6 +13,17 @@ A scenario file, minimal today and meant to grow (the closed-loop issue adds
     metrics:
       temperature: {baseline: 21, unit: °C, spread: 1.5, wander: 0.8, noise: 0.05,
                     min: -40, max: 85, decimals: 2}
+
+or a closed loop: a ``physics:`` section (``greenhouse.GreenhouseParams``)
+instead of ``metrics:``, whose sensors read the simulated greenhouse, and
+``actuators:`` (``actuators.ActuatorSpec``) that act on it. Any scenario may
+have ``faults:`` (``faults.FaultSpec``)::
+
+    name: greenhouse
+    devices: [{id: gh-1}, {id: gh-2, metrics: [temperature, humidity]}]
+    physics: {start_hour: 12, initial: {temperature: 29}}
+    actuators: [{id: fan-1, kind: fan}, {id: pump-1, kind: pump}]
+    faults: [{device: gh-2, kind: stuck, start: 10m, end: 12m}]
 
 ``load_scenario`` validates the whole file up front and raises
 ``ScenarioError`` carrying every problem as ``file:line: message``.
@@ -29,7 +39,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from simulators.model import MetricSpec, SensorModel
+from simulators.actuators import Actuator, ActuatorSpec, Kind
+from simulators.faults import KINDS as FAULT_KINDS
+from simulators.faults import FaultPlan, FaultSpec, IgnoreCommandsFault, SpikesFault, StuckFault
+from simulators.greenhouse import METRICS as GREENHOUSE_METRICS
+from simulators.greenhouse import Greenhouse, GreenhouseParams, GreenhouseSensor
+from simulators.model import MetricSpec, Model, SensorModel
+from simulators.payloads import check_topic_level
 
 BUILTIN_PACKAGE = "simulators.scenarios"
 DEFAULT_SCENARIO = "sensors"
@@ -41,17 +57,6 @@ class ScenarioError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-def _check_topic_level(value: str, kind: str = "device id") -> str:
-    # Device ids and metric names become MQTT topic levels: wildcards,
-    # separators or control characters would publish somewhere else (or nowhere).
-    if not value:
-        raise ValueError(f"{kind} is empty")
-    bad = [c for c in value if c in "+#/" or c < " " or c == "\x7f"]
-    if bad:
-        raise ValueError(f"{kind} {value!r} contains {bad[0]!r}")
-    return value
 
 
 class DeviceGroup(BaseModel):
@@ -75,7 +80,7 @@ class DeviceSpec(BaseModel):
     @field_validator("id")
     @classmethod
     def _valid_id(cls, value: str) -> str:
-        return _check_topic_level(value)
+        return check_topic_level(value)
 
 
 class Scenario(BaseModel):
@@ -88,16 +93,83 @@ class Scenario(BaseModel):
     devices: DeviceGroup | list[DeviceSpec] = Field(
         default_factory=lambda: DeviceGroup.model_validate({})
     )
-    metrics: dict[str, MetricSpec] = Field(min_length=1)
+    metrics: dict[str, MetricSpec] = Field(default_factory=dict)
+    physics: GreenhouseParams | None = None
+    actuators: list[ActuatorSpec] = Field(default_factory=list)
+    faults: list[FaultSpec] = Field(default_factory=list)
 
     @field_validator("metrics")
     @classmethod
     def _valid_metric_names(cls, metrics: dict[str, MetricSpec]) -> dict[str, MetricSpec]:
         for name in metrics:
-            _check_topic_level(name, "metric name")
+            check_topic_level(name, "metric name")
             if name == "ts":
                 raise ValueError("'ts' is the timestamp field of JSON samples, not a metric")
         return metrics
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """What the scenario's sensors measure."""
+        return GREENHOUSE_METRICS if self.physics is not None else tuple(self.metrics)
+
+    def problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Checks across sections, each as (location in the file, message)."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if self.physics is None and not self.metrics:
+            out.append(((), "a scenario needs metrics: (or a physics: section)"))
+        if self.physics is not None and self.metrics:
+            out.append(
+                (
+                    ("metrics",),
+                    "a physics scenario's sensors measure "
+                    f"{', '.join(GREENHOUSE_METRICS)}; leave metrics: out",
+                )
+            )
+        known = set(self.metric_names)
+        if isinstance(self.devices, list):
+            for i, dev in enumerate(self.devices):
+                for m in dev.metrics or ():
+                    if m not in known:
+                        out.append((("devices", i, "metrics"), f"{dev.id}: unknown metric {m!r}"))
+        elif self.devices.metrics:
+            for m in self.devices.metrics:
+                if m not in known:
+                    out.append((("devices", "metrics"), f"unknown metric {m!r}"))
+        if isinstance(self.devices, list):
+            sensors = {d.id: list(d.metrics or known) for d in self.devices}
+        else:
+            group = self.devices
+            ids = (f"{group.prefix}{i}" for i in range(1, group.count + 1))
+            sensors = {d: list(group.metrics or known) for d in ids}
+        kinds: set[str] = set()
+        actuators: dict[str, Kind] = {}
+        for i, act in enumerate(self.actuators):
+            if act.id in sensors or act.id in actuators:
+                out.append((("actuators", i, "id"), f"device id {act.id!r} is already used"))
+                continue
+            if self.physics is not None and act.kind in kinds:
+                out.append((("actuators", i, "kind"), f"the greenhouse has one {act.kind}"))
+            kinds.add(act.kind)
+            actuators[act.id] = act.kind
+        for i, fault in enumerate(self.faults):
+            if fault.device not in sensors and fault.device not in actuators:
+                out.append(
+                    (("faults", i, "device"), f"no device {fault.device!r} in this scenario")
+                )
+            elif isinstance(fault, IgnoreCommandsFault) and fault.device not in actuators:
+                out.append(
+                    (("faults", i, "kind"), f"{fault.device} is a sensor: it takes no commands")
+                )
+            elif isinstance(fault, StuckFault | SpikesFault):
+                metrics = sensors.get(fault.device) or []
+                if fault.device in actuators:
+                    metrics = list(Actuator(fault.device, actuators[fault.device]).metrics)
+                for m in fault.metrics or ():
+                    if m not in metrics:
+                        out.append(
+                            (("faults", i, "metrics"), f"{fault.device} has no metric {m!r}")
+                        )
+        return out
 
     def device_plan(
         self, count: int | None = None, prefix: str | None = None
@@ -117,23 +189,39 @@ class Scenario(BaseModel):
         out = []
         for device, names in plan:
             try:
-                _check_topic_level(device)
+                check_topic_level(device)
             except ValueError as exc:
                 raise ScenarioError([str(exc)]) from None
-            unknown = [m for m in names or () if m not in self.metrics]
+            unknown = [m for m in names or () if m not in self.metric_names]
             if unknown:
                 raise ScenarioError([f"device {device}: unknown metric {unknown[0]!r}"])
-            out.append((device, list(names or self.metrics)))
+            out.append((device, list(names or self.metric_names)))
         return out
 
     def build_models(
         self, seed: int | str | None, count: int | None = None, prefix: str | None = None
-    ) -> list[SensorModel]:
-        """One ``SensorModel`` per device, each with its own seeded generator."""
-        return [
-            SensorModel(device, {m: self.metrics[m] for m in names}, seed=seed)
-            for device, names in self.device_plan(count, prefix)
-        ]
+    ) -> list[Model]:
+        """One model per device (sensors, then actuators), each with its own seeded generator.
+
+        Independent ``SensorModel``s, or, with ``physics:``, ``GreenhouseSensor``s
+        and ``Actuator``s sharing one new ``Greenhouse``.
+        """
+        plan = self.device_plan(count, prefix)
+        models: list[Model] = []
+        if self.physics is None:
+            models += [
+                SensorModel(device, {m: self.metrics[m] for m in names}, seed=seed)
+                for device, names in plan
+            ]
+            greenhouse = None
+        else:
+            greenhouse = Greenhouse(self.physics)
+            models += [GreenhouseSensor(d, greenhouse, names, seed) for d, names in plan]
+        models += [Actuator(a.id, a.kind, greenhouse, a.initial) for a in self.actuators]
+        return models
+
+    def build_faults(self, seed: int | str | None) -> FaultPlan:
+        return FaultPlan(self.faults, seed)
 
 
 def builtin_scenarios() -> list[str]:
@@ -169,18 +257,25 @@ def parse_scenario(source: str, filename: str = "<scenario>") -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError([f"{filename}:1: a scenario is a mapping (name:, devices:, metrics:)"])
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             loc = _strip_union_tags(err["loc"])
-            line = _line_of(root, loc)
-            where = ".".join(str(p) for p in loc) or "scenario"
-            problems.append(f"{filename}:{line}: {where}: {err['msg']}")
+            problems.append(_problem(filename, root, loc, err["msg"]))
         raise ScenarioError(problems) from None
+    cross = scenario.problems()
+    if cross:
+        raise ScenarioError([_problem(filename, root, loc, msg) for loc, msg in cross])
+    return scenario
 
 
-_UNION_TAGS = {"DeviceGroup", "list[DeviceSpec]"}
+def _problem(filename: str, root: yaml.Node | None, loc: tuple[Any, ...], msg: str) -> str:
+    where = ".".join(str(p) for p in loc) or "scenario"
+    return f"{filename}:{_line_of(root, loc)}: {where}: {msg}"
+
+
+_UNION_TAGS = {"DeviceGroup", "list[DeviceSpec]", *FAULT_KINDS}
 
 
 def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -63,7 +63,7 @@ def test_every_error_is_reported_with_its_line() -> None:
 
 
 def test_unknown_scenario_names_the_built_in_ones() -> None:
-    with pytest.raises(ScenarioError, match="built-in: sensors"):
+    with pytest.raises(ScenarioError, match="built-in: greenhouse, greenhouse-faults, sensors"):
         load_scenario("no-such-scenario")
 
 
