@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.decoders import registry
@@ -130,6 +130,7 @@ values = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.booleans
                    st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=20))
 
 
+@settings(max_examples=300)
 @given(device=names, metric=names, tag=names, value=values)
 def test_encoded_line_parses_back_to_the_same_reading(device, metric, tag, value):
     reading = Reading(device=device, metric=metric, value=value, ts=NOW, tags={"zone": tag})

@@ -25,16 +25,23 @@ _OWN_FIELDS = {"value", "state", "text"}
 
 
 def _scan(text: str, start: int, stops: str, quotes: bool) -> int:
-    """Index of the first unescaped char of ``stops`` from ``start`` (len if none)."""
+    """Index of the first unescaped char of ``stops`` from ``start`` (len if none).
+
+    As InfluxDB's own parser does, a separator is escaped when the character just
+    before it is a backslash; inside a quoted string field ``\\`` and ``\"`` are pairs.
+    """
     i, n, quoted = start, len(text), False
     while i < n:
         c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if quotes and c == '"':
-            quoted = not quoted
-        elif not quoted and c in stops:
+        if quoted:
+            if c == "\\":
+                i += 2
+                continue
+            if c == '"':
+                quoted = False
+        elif quotes and c == '"' and i > start and text[i - 1] == "=":
+            quoted = True
+        elif c in stops and not (i > start and text[i - 1] == "\\"):
             return i
         i += 1
     if quoted:
@@ -52,19 +59,16 @@ def _split(text: str, sep: str, quotes: bool = False) -> list[str]:
         start = end + 1
 
 
+_UNESCAPE = (("\\,", ","), ("\\=", "="), ("\\ ", " "))
+
+
 def _unescape(text: str) -> str:
+    """Undo the escaping of names and tags: ``\\,`` ``\\=`` ``\\ `` (other backslashes stay)."""
     if "\\" not in text:
         return text
-    out, i = [], 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text) and text[i + 1] in ", =\\":
-            out.append(text[i + 1])
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
+    for escaped, plain in _UNESCAPE:
+        text = text.replace(escaped, plain)
+    return text
 
 
 def _key_value(item: str, what: str) -> tuple[str, str]:
