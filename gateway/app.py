@@ -22,7 +22,7 @@ from gateway.alerting import RulesRuntime, load_rule_files
 from gateway.config import Config, LoadedConfig
 from gateway.deadband import Deadband
 from gateway.deadletter import DeadLetters
-from gateway.decoders import registry
+from gateway.decoders import catalog as registry
 from gateway.devices_runtime import DevicesRuntime
 from gateway.http.server import HttpServer
 from gateway.influx import make_sink

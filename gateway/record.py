@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import aiomqtt
 
 from gateway.config import LoadedConfig, load_config
-from gateway.decoders import registry
+from gateway.decoders import catalog as registry
 from gateway.decoders.base import DecodeError, Message
 from gateway.topics import TopicRouter, TopicTemplate
 from rules.yamlsrc import SourceError

@@ -1,4 +1,9 @@
-"""Payload formats by name: the ``format:`` key of an ``inputs:`` entry."""
+"""Payload formats by name: the ``format:`` key of an ``inputs:`` entry.
+
+This module only keeps the table; :mod:`gateway.decoders.catalog` fills it with
+the built-in formats and the device conventions and is what callers look
+names up in.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +19,9 @@ def register(name: str, factory: DecoderFactory) -> None:
     _FORMATS[name] = factory
 
 
-def get(name: str) -> DecoderFactory:
-    _load_builtin()
+def lookup(name: str) -> DecoderFactory:
     return _FORMATS[name]
 
 
-def names() -> list[str]:
-    _load_builtin()
+def registered() -> list[str]:
     return sorted(_FORMATS)
-
-
-def _load_builtin() -> None:
-    # Imported for their registrations; late so that registry has no import cycle.
-    import devices.conventions  # noqa: F401  (zigbee2mqtt, tasmota, … as input formats)
-    import gateway.decoders.formats  # noqa: F401

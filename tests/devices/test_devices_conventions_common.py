@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import devices.conventions as conventions
 from devices.conventions import AckOutcome, AckTracker, PendingCommand
-from gateway.decoders import registry
+from gateway.decoders import catalog as registry
 from gateway.decoders.base import Message
 from gateway.model import InvalidReading
 

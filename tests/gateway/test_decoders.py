@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.decoders import registry
+from gateway.decoders import catalog as registry
 from gateway.decoders.base import DecodeError, Message
 from gateway.decoders.formats.common import parse_time
 from gateway.decoders.formats.influx_lines import parse_line
