@@ -5,10 +5,18 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # System packages the tests start as real processes (DESIGN.md §8).
 TEST_PACKAGES := mosquitto mosquitto-clients influxdb victoria-metrics docker-compose chromium curl
 
-.PHONY: demo test venv test-deps bench lint clean
+.PHONY: demo secure test venv test-deps bench lint clean
 
 demo:
 	scripts/demo.sh
+
+# Certificates, broker password file and ACL, random passwords for a new install.
+#   make secure HOST=gw.example.lan DEVICES=3   (more options: scripts/secure-setup.sh --help)
+HOST ?=
+DEVICES ?= 0
+SECURE_OUT ?= var/secure
+secure:
+	scripts/secure-setup.sh --out $(SECURE_OUT) --devices $(DEVICES) $(if $(HOST),--host $(HOST)) $(SECURE_ARGS)
 
 venv: $(VENV)/.installed
 

@@ -51,6 +51,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     setup_logging(args.log_level or loaded.config.log_level)
+    from gateway import security
+
+    security.install_log_redaction(loaded.config)
+    for warning in security.startup_warnings(loaded):
+        log.warning("%s", warning)
     if loaded.path is None:
         log.info("no outpost.yaml: running on built-in defaults")
 
@@ -87,11 +92,18 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     except SourceError as exc:
         print(exc, file=sys.stderr)
         return 1
+    from gateway import security
+
+    for warning in security.startup_warnings(loaded):
+        print(f"warning: {warning}", file=sys.stderr)
     where = loaded.path or "built-in defaults"
+    from gateway.security import redact_url
+
+    url = redact_url(cfg.influx.url)  # it may carry user:password@
     influx = (
-        f"InfluxDB 2.x {cfg.influx.url} bucket {cfg.influx.bucket}"
+        f"InfluxDB 2.x {url} bucket {cfg.influx.bucket}"
         if cfg.influx.api == "v2"
-        else f"InfluxDB 1.x {cfg.influx.url} database {cfg.influx.db}"
+        else f"InfluxDB 1.x {url} database {cfg.influx.db}"
     )
     print(
         f"{where}: ok — broker {cfg.mqtt.host}:{cfg.mqtt.port}, {len(cfg.inputs)} input(s), "

@@ -5,6 +5,13 @@
 # database already listening on the default ports (1883, 8086), otherwise starts
 # its own under ./var/demo/ on free ports. Then runs the simulator and the gateway
 # in the foreground. Ctrl-C stops everything this script started, and nothing else.
+#
+# Its own Mosquitto runs with authentication on: a password file and the shipped ACL
+# (deploy/mosquitto/acl), with random passwords for the gateway (user `outpost`) and the
+# simulator (user `simulator`) in var/demo/secrets/, readable by you only. A broker
+# found on 1883 is used as it is: its authentication is its own business (give the
+# gateway a login with MQTT_USER/MQTT_PASSWORD, the simulator with MQTT_SIM_USER/
+# MQTT_SIM_PASSWORD).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -51,20 +58,48 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Secrets: random, one file each, owner-only; kept across runs (same logins every time).
+SECRETS=$DEMO/secrets
+(umask 077; mkdir -p "$SECRETS")
+secret_file() {
+  [ -s "$1" ] || (umask 077; "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(24))' > "$1")
+}
+secret_file "$SECRETS/api.token"
+
 if listening 1883; then
   MQTT_PORT=1883
+  AUTH_NOTE="MQTT logins: those of the broker on 1883 (not the demo's business)"
   say "using the MQTT broker already listening on 127.0.0.1:1883"
+  say "its authentication and ACL are that broker's business, not the demo's: set MQTT_USER/MQTT_PASSWORD (gateway) and MQTT_SIM_USER/MQTT_SIM_PASSWORD (simulator) if it wants logins"
+  MQTT_GATEWAY='username: "${MQTT_USER:-}", password: "${MQTT_PASSWORD:-}"'
+  MQTT_SIMULATOR='username: "${MQTT_SIM_USER:-}", password: "${MQTT_SIM_PASSWORD:-}"'
+  MQTT_LOGIN=""
 else
   MQTT_PORT=$(free_port)
+  AUTH_NOTE="MQTT logins on: password file + ACL in var/demo/mosquitto/, passwords in var/demo/secrets/"
   mkdir -p "$DEMO/mosquitto"
+  # Logins for the gateway and the simulator, hashed by mosquitto_passwd; the ACL is the
+  # shipped one: devices only under their own topics, commands only from the gateway.
+  secret_file "$SECRETS/outpost.pass"
+  secret_file "$SECRETS/simulator.pass"
+  (umask 077
+   : > "$DEMO/mosquitto/passwd"
+   mosquitto_passwd -b "$DEMO/mosquitto/passwd" outpost "$(cat "$SECRETS/outpost.pass")"
+   mosquitto_passwd -b "$DEMO/mosquitto/passwd" simulator "$(cat "$SECRETS/simulator.pass")"
+   cp deploy/mosquitto/acl "$DEMO/mosquitto/acl")
+  MQTT_GATEWAY="username: outpost, password_file: secrets/outpost.pass"
+  MQTT_SIMULATOR="username: simulator, password_file: secrets/simulator.pass"
+  MQTT_LOGIN="-u outpost -P \"\$(cat var/demo/secrets/outpost.pass)\" "
   sed -e "s/^listener 1883$/listener $MQTT_PORT 127.0.0.1/" \
       -e "s#^persistence_location .*#persistence_location $DEMO/mosquitto/#" \
+      -e "s#^password_file .*#password_file $DEMO/mosquitto/passwd#" \
+      -e "s#^acl_file .*#acl_file $DEMO/mosquitto/acl#" \
       deploy/mosquitto/mosquitto.conf > "$DEMO/mosquitto.conf"
   # Started as root, mosquitto drops to its own user, which cannot write under /root.
   if [ "$(id -u)" -eq 0 ]; then echo "user root" >> "$DEMO/mosquitto.conf"; fi
   "$MOSQUITTO" -c "$DEMO/mosquitto.conf" > "$DEMO/mosquitto.log" 2>&1 &
   PIDS+=($!)
-  say "started Mosquitto on 127.0.0.1:$MQTT_PORT (log: var/demo/mosquitto.log)"
+  say "started Mosquitto on 127.0.0.1:$MQTT_PORT with logins and an ACL (log: var/demo/mosquitto.log)"
 fi
 
 if curl -sf -o /dev/null "http://127.0.0.1:8086/ping"; then
@@ -97,7 +132,8 @@ fi
 
 cat > "$DEMO/outpost.yaml" <<CONF
 # Written by make demo. Copy it as a starting point for your own outpost.yaml.
-mqtt: {host: 127.0.0.1, port: $MQTT_PORT, client_id: outpost-demo}
+# Secrets are in files (var/demo/secrets/, mode 600), never inline.
+mqtt: {host: 127.0.0.1, port: $MQTT_PORT, client_id: outpost-demo, $MQTT_GATEWAY}
 influx: {url: "http://127.0.0.1:$INFLUX_PORT", database: outpost}
 inputs:
   - topic: "sensors/{device}/{metric}"
@@ -109,10 +145,16 @@ rules: ["$ROOT/examples/greenhouse/rules.yaml"]
 devices:
   fan-1:
     commands: {speed: {type: int, min: 0, max: 100}}
+http: {listen: "127.0.0.1:8080", token_file: secrets/api.token}
 state_dir: ./state
 CONF
 
-"$OUTPOST" simulate -c "$DEMO/outpost.yaml" --devices 3 --prefix gh- --rate 1 --seed 1 --style both \
+cat > "$DEMO/simulator.yaml" <<CONF
+# Written by make demo: the simulator's own login (outpost simulate -c reads mqtt: only).
+mqtt: {host: 127.0.0.1, port: $MQTT_PORT, $MQTT_SIMULATOR}
+CONF
+
+"$OUTPOST" simulate -c "$DEMO/simulator.yaml" --devices 3 --prefix gh- --rate 1 --seed 1 --style both \
   > "$DEMO/simulator.log" 2>&1 &
 PIDS+=($!)
 
@@ -124,8 +166,11 @@ cat <<TEXT
     curl -sG http://127.0.0.1:$INFLUX_PORT/query --data-urlencode db=outpost \\
       --data-urlencode "q=SELECT last(value) FROM temperature GROUP BY device"
   or with the influx shell:  influx -port $INFLUX_PORT -database outpost -execute 'SHOW MEASUREMENTS'
-  Watch alerts and commands:   mosquitto_sub -p $MQTT_PORT -t 'outpost/#' -t 'devices/+/set' -v
-  Watch the raw MQTT traffic:  mosquitto_sub -p $MQTT_PORT -t 'sensors/#' -v
+  Watch alerts and commands:   mosquitto_sub -p $MQTT_PORT $MQTT_LOGIN-t 'outpost/#' -t 'devices/+/set' -v
+  Watch the raw MQTT traffic:  mosquitto_sub -p $MQTT_PORT $MQTT_LOGIN-t 'sensors/#' -v
+  Command the fan by hand:     outpost command -c var/demo/outpost.yaml fan-1 speed=50
+                               (the API token is var/demo/secrets/api.token)
+  $AUTH_NOTE
   Rules in use: examples/greenhouse/rules.yaml (check: outpost rules check FILE)
   Config used: var/demo/outpost.yaml   Simulator log: var/demo/simulator.log
 

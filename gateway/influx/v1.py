@@ -12,6 +12,7 @@ import gzip
 import aiohttp
 
 from gateway.influx.sink import WriteError, kind_of, parse_retry_after
+from gateway.security import redact_url, redact_urls_in
 
 
 def _quote_ident(name: str) -> str:
@@ -42,7 +43,7 @@ class InfluxV1Sink:
         self._created = False
 
     def describe(self) -> str:
-        return f"InfluxDB 1.x {self._url} database {self._database}"
+        return f"InfluxDB 1.x {redact_url(self._url)} database {self._database}"
 
     async def open(self) -> None:
         self._session = aiohttp.ClientSession(timeout=self._timeout, auth=self._auth)
@@ -106,7 +107,8 @@ class InfluxV1Sink:
                 )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise WriteError(
-                "connection", f"InfluxDB unreachable: {type(exc).__name__}: {exc}"
+                "connection",
+                f"InfluxDB unreachable: {type(exc).__name__}: {redact_urls_in(str(exc))}",
             ) from None
 
 

@@ -12,6 +12,7 @@ from influxdb_client.client.write_api import WritePrecision
 from influxdb_client.rest import ApiException
 
 from gateway.influx.sink import WriteError, kind_of, parse_retry_after
+from gateway.security import redact_url, redact_urls_in
 
 
 class InfluxV2Sink:
@@ -34,7 +35,7 @@ class InfluxV2Sink:
         self._client: InfluxDBClientAsync | None = None
 
     def describe(self) -> str:
-        return f"InfluxDB 2.x {self._url} org {self._org} bucket {self._bucket}"
+        return f"InfluxDB 2.x {redact_url(self._url)} org {self._org} bucket {self._bucket}"
 
     async def open(self) -> None:
         self._client = InfluxDBClientAsync(
@@ -75,5 +76,6 @@ class InfluxV2Sink:
             ) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise WriteError(
-                "connection", f"InfluxDB unreachable: {type(exc).__name__}: {exc}"
+                "connection",
+                f"InfluxDB unreachable: {type(exc).__name__}: {redact_urls_in(str(exc))}",
             ) from None

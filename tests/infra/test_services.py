@@ -396,15 +396,21 @@ def test_shipped_mosquitto_config_starts(tmp_path: Path) -> None:
     for line in ("persistence true", "autosave_interval 60", "max_inflight_messages 10000"):
         assert f"\n{line}\n" in shipped
 
+    passwords = Mosquitto.write_password_file(tmp_path / "passwd", {"outpost": "gw-pass"})
+    acl = ROOT / "deploy/mosquitto/acl"
+
     class Shipped(Mosquitto):
         def write_config(self) -> None:
             self.data_dir.mkdir(exist_ok=True)
             text = shipped.replace("listener 1883", f"listener {self.port} 127.0.0.1")
             text = text.replace("./var/mosquitto/", f"{self.data_dir}/")
+            text = text.replace("/etc/mosquitto/outpost.passwd", str(passwords))
+            text = text.replace("/etc/mosquitto/outpost.acl", str(acl))
             self.config_path.write_text(text + "user root\n")
 
     with Shipped(workdir=tmp_path) as broker:
-        assert connack(broker.port) == "Success"
+        assert connack(broker.port, "outpost", "gw-pass") == "Success"
+        assert connack(broker.port) != "Success"  # anonymous clients are refused
 
 
 async def test_wait_for_count_async_lets_the_event_loop_run(
