@@ -49,11 +49,17 @@ OUTPOST=$VENV/bin/outpost
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# Services run in their own session (setsid), so Ctrl-C in the terminal reaches only
+# this script and the gateway; cleanup stops the rest, newest first.
 PIDS=()
 cleanup() {
   trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Newest first: the gateway flushes to InfluxDB and says offline before the broker
+  # and the database it talks to go away.
+  for (( i=${#PIDS[@]}-1; i>=0; i-- )); do
+    kill "${PIDS[i]}" 2>/dev/null || true
+    wait "${PIDS[i]}" 2>/dev/null || true
+  done
   say "stopped everything the demo started"
 }
 trap cleanup EXIT INT TERM
@@ -97,7 +103,7 @@ else
       deploy/mosquitto/mosquitto.conf > "$DEMO/mosquitto.conf"
   # Started as root, mosquitto drops to its own user, which cannot write under /root.
   if [ "$(id -u)" -eq 0 ]; then echo "user root" >> "$DEMO/mosquitto.conf"; fi
-  "$MOSQUITTO" -c "$DEMO/mosquitto.conf" > "$DEMO/mosquitto.log" 2>&1 &
+  setsid "$MOSQUITTO" -c "$DEMO/mosquitto.conf" > "$DEMO/mosquitto.log" 2>&1 &
   PIDS+=($!)
   say "started Mosquitto on 127.0.0.1:$MQTT_PORT with logins and an ACL (log: var/demo/mosquitto.log)"
 fi
@@ -124,11 +130,14 @@ bind-address = "127.0.0.1:$RPC_PORT"
 [monitor]
   store-enabled = false
 CONF
-  influxd -config "$DEMO/influxd.conf" > "$DEMO/influxd.log" 2>&1 &
+  setsid influxd -config "$DEMO/influxd.conf" > "$DEMO/influxd.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$INFLUX_PORT/ping" && break; sleep 0.1; done
   say "started InfluxDB 1.x on 127.0.0.1:$INFLUX_PORT (log: var/demo/influxd.log)"
 fi
+
+HTTP_PORT=8080
+if listening "$HTTP_PORT"; then HTTP_PORT=$(free_port); fi
 
 cat > "$DEMO/outpost.yaml" <<CONF
 # Written by make demo. Copy it as a starting point for your own outpost.yaml.
@@ -144,8 +153,12 @@ inputs:
 rules: ["$ROOT/examples/greenhouse/rules.yaml"]
 devices:
   fan-1:
-    commands: {speed: {type: int, min: 0, max: 100}}
-http: {listen: "127.0.0.1:8080", token_file: secrets/api.token}
+    commands: {speed: {type: int, min: 0, max: 100}, mode: {enum: ["auto", "manual"]}}
+  heater-1:
+    commands: {power: {enum: ["on", "off"]}, level: {type: int, min: 0, max: 100}}
+  pump-1:
+    commands: {power: {enum: ["on", "off"]}, flow: {type: int, min: 0, max: 100}}
+http: {listen: "127.0.0.1:$HTTP_PORT", token_file: secrets/api.token}
 state_dir: ./state
 CONF
 
@@ -154,13 +167,23 @@ cat > "$DEMO/simulator.yaml" <<CONF
 mqtt: {host: 127.0.0.1, port: $MQTT_PORT, $MQTT_SIMULATOR}
 CONF
 
-"$OUTPOST" simulate -c "$DEMO/simulator.yaml" --devices 3 --prefix gh- --rate 1 --seed 1 --style both \
+# The closed-loop greenhouse: the sun heats gh-1, fan-1 cools it when told to. The
+# physics run 20x faster than the clock, so a sunny morning passes in minutes.
+setsid "$OUTPOST" simulate -c "$DEMO/simulator.yaml" --scenario greenhouse --speed 20 --rate 2 --seed 1 \
   > "$DEMO/simulator.log" 2>&1 &
 PIDS+=($!)
 
 cat <<TEXT
 
-  Outpost demo: 3 simulated greenhouse sensors -> MQTT 127.0.0.1:$MQTT_PORT -> gateway -> InfluxDB 127.0.0.1:$INFLUX_PORT
+  Outpost demo: a simulated greenhouse (sensors gh-1, gh-2; fan-1, heater-1, pump-1)
+    -> MQTT 127.0.0.1:$MQTT_PORT -> gateway -> InfluxDB 127.0.0.1:$INFLUX_PORT
+
+  Dashboard: http://127.0.0.1:$HTTP_PORT/
+
+  Within about a minute gh-1 passes 30 °C: greenhouse_hot goes pending, fires after its
+  1 minute, the gateway tells fan-1 to run at 100 %, the fan acknowledges, the air cools,
+  and below 28 °C the alert resolves and the fan is switched off. Follow it with
+    $OUTPOST events -c var/demo/outpost.yaml --since 10m
 
   See the readings arrive (in another terminal):
     curl -sG http://127.0.0.1:$INFLUX_PORT/query --data-urlencode db=outpost \\
