@@ -32,9 +32,16 @@ from benchmarks.ingest import REPO, end_to_end
 from tests.services import InfluxDB, Mosquitto, free_port
 
 WINDOW_EXPRESSIONS = [
-    "value > 1000", "avg(1m) > 1000", "max(5m) > 1000", "min(2m) < -1000",
-    "rate(1m) > 1000", "count(1m) > 1000000", "abs(value - avg(5m)) > 1000",
-    "delta(3m) > 1000", "stddev(5m) > 1000", "sum(1m) > 1e12",
+    "value > 1000",
+    "avg(1m) > 1000",
+    "max(5m) > 1000",
+    "min(2m) < -1000",
+    "rate(1m) > 1000",
+    "count(1m) > 1000000",
+    "abs(value - avg(5m)) > 1000",
+    "delta(3m) > 1000",
+    "stddev(5m) > 1000",
+    "sum(1m) > 1e12",
 ]
 
 
@@ -44,9 +51,14 @@ def hundred_rules() -> str:
     rules = []
     for i in range(100):
         expr = WINDOW_EXPRESSIONS[(i // 10) % len(WINDOW_EXPRESSIONS)]
-        rules.append({"name": f"bench_{i:03d}",
-                      "match": {"metric": "temperature", "device": f"bench-???{i % 10}"},
-                      "when": f"{expr} or value > {2000 + i}", "severity": "info"})
+        rules.append(
+            {
+                "name": f"bench_{i:03d}",
+                "match": {"metric": "temperature", "device": f"bench-???{i % 10}"},
+                "when": f"{expr} or value > {2000 + i}",
+                "severity": "info",
+            }
+        )
     return yaml.safe_dump({"rules": rules}, sort_keys=False)
 
 
@@ -54,18 +66,28 @@ def throughput(count: int, rounds: int, workdir: Path) -> dict[str, object]:
     rules_file = workdir / "bench-rules.yaml"
     rules_file.write_text(hundred_rules())
     without, with_rules = [], []
-    with Mosquitto(max_queued_messages=0, extra_config=["max_queued_bytes 0"]) as broker, \
-            InfluxDB() as influx:
+    with (
+        Mosquitto(max_queued_messages=0, extra_config=["max_queued_bytes 0"]) as broker,
+        InfluxDB() as influx,
+    ):
         for r in range(rounds):
             without.append(end_to_end(broker, influx, count, workdir, f"none{r}")["rate"])
-            with_rules.append(end_to_end(broker, influx, count, workdir, f"rules{r}",
-                                         {"rules": [str(rules_file)]})["rate"])
-            print(f"round {r + 1}: no rules {without[-1]:,.0f}/s, 100 rules "
-                  f"{with_rules[-1]:,.0f}/s ({with_rules[-1] / without[-1]:.2f})",
-                  file=sys.stderr)
+            with_rules.append(
+                end_to_end(
+                    broker, influx, count, workdir, f"rules{r}", {"rules": [str(rules_file)]}
+                )["rate"]
+            )
+            print(
+                f"round {r + 1}: no rules {without[-1]:,.0f}/s, 100 rules "
+                f"{with_rules[-1]:,.0f}/s ({with_rules[-1] / without[-1]:.2f})",
+                file=sys.stderr,
+            )
     ratios = [w / n for w, n in zip(with_rules, without, strict=True)]
-    return {"without": statistics.median(without), "with": statistics.median(with_rules),
-            "ratios": ratios}
+    return {
+        "without": statistics.median(without),
+        "with": statistics.median(with_rules),
+        "ratios": ratios,
+    }
 
 
 LATENCY_RULE = """
@@ -96,8 +118,9 @@ def latency(seconds: float, workdir: Path) -> dict[str, list[float]]:
         }
         path = workdir / "latency.yaml"
         path.write_text(yaml.safe_dump(config))
-        gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(path)],
-                                   cwd=REPO)
+        gateway = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", "-c", str(path)], cwd=REPO
+        )
         sent: dict[str, float] = {}
         alerts: dict[str, float] = {}
         commands: list[float] = []
@@ -157,7 +180,7 @@ def latency(seconds: float, workdir: Path) -> dict[str, list[float]]:
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -173,15 +196,21 @@ def main() -> None:
     print(f"| end to end, {args.count:,} QoS 0 readings per run, median of {args.rounds} | |")
     print("|---|---|")
     print(f"| no rules | {tp['without']:,.0f} readings/s |")
-    print(f"| 100 rules, each reading matches 10 (window rules included) | "
-          f"{tp['with']:,.0f} readings/s |")
-    print(f"| ratio with/without, per round | {', '.join(f'{x:.2f}' for x in ratios)} "
-          f"(median {statistics.median(ratios):.2f}) |")
+    print(
+        f"| 100 rules, each reading matches 10 (window rules included) | "
+        f"{tp['with']:,.0f} readings/s |"
+    )
+    print(
+        f"| ratio with/without, per round | {', '.join(f'{x:.2f}' for x in ratios)} "
+        f"(median {statistics.median(ratios):.2f}) |"
+    )
     print(f"| latency run: readings/s achieved | {lat['achieved'][0]:,.0f} (QoS 1) |")
     for name in ("alert", "command"):
         values = lat[name]
-        print(f"| reading → {name} received, {len(values)} samples | p50 {pct(values, 50):.1f} ms, "
-              f"p99 {pct(values, 99):.1f} ms, max {max(values):.1f} ms |")
+        print(
+            f"| reading → {name} received, {len(values)} samples | p50 {pct(values, 50):.1f} ms, "
+            f"p99 {pct(values, 99):.1f} ms, max {max(values):.1f} ms |"
+        )
 
 
 if __name__ == "__main__":

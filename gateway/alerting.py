@@ -18,6 +18,7 @@ neither re-announces a firing alert nor forgets a pending one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import logging
 import os
@@ -63,9 +64,16 @@ def load_rule_files(patterns: list[str]) -> tuple[RuleSet, list[Path]]:
 
 
 class RulesRuntime:
-    def __init__(self, patterns: list[str], *, journal: Journal, bus: AlertBus,
-                 dispatcher: CommandDispatcher, metrics: Metrics,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        patterns: list[str],
+        *,
+        journal: Journal,
+        bus: AlertBus,
+        dispatcher: CommandDispatcher,
+        metrics: Metrics,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
         self._patterns = patterns
         self._journal = journal
         self._bus = bus
@@ -81,14 +89,20 @@ class RulesRuntime:
         self._observed = 0
         self._timed = metrics.rule_eval_seconds
         self._inhibited: set[tuple[str, str]] = set()
-        log.info("%d rules from %d files; %d alerts restored from the journal",
-                 len(ruleset.rules), len(self._files), restored)
+        log.info(
+            "%d rules from %d files; %d alerts restored from the journal",
+            len(ruleset.rules),
+            len(self._files),
+            restored,
+        )
 
     def _index_rules(self, ruleset: RuleSet) -> None:
         self._fingerprints = {r.name: r.fingerprint for r in ruleset.rules}
         self._absent_window = {
             r.name: max(r.when.absent + (r.clear.absent if r.clear else ()))
-            for r in ruleset.rules if r.is_absence}
+            for r in ruleset.rules
+            if r.is_absence
+        }
 
     @property
     def rule_count(self) -> int:
@@ -118,8 +132,9 @@ class RulesRuntime:
     def _alert(self, event: AlertEvent) -> None:
         payload = event.to_dict()
         record = self.engine.state_of(event.rule, event.device)
-        stored = StoredAlert(event.rule, self._fingerprints.get(event.rule, ""), event.device,
-                             record)
+        stored = StoredAlert(
+            event.rule, self._fingerprints.get(event.rule, ""), event.device, record
+        )
         key = (event.rule, event.device)
         inhibited = self._bus.inhibited(payload, event.at, self._absent_window.get(event.rule))
         if inhibited:
@@ -132,8 +147,9 @@ class RulesRuntime:
     def _command(self, request: CommandRequest) -> None:
         if (request.rule, request.device) in self._inhibited:
             return  # the alert behind it is inhibited: do not act on what we could not hear
-        self._dispatcher.submit(request.target, request.settings,
-                                Origin("rule", request.rule, request.trace_id))
+        self._dispatcher.submit(
+            request.target, request.settings, Origin("rule", request.rule, request.trace_id)
+        )
 
     # background: ticks, reloads, checkpoints ------------------------------------
 
@@ -152,10 +168,8 @@ class RulesRuntime:
                 continue
             sleep = TICK_MAX if due is None else min(TICK_MAX, (due - now_ns) / 1e9)
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.001, sleep))
-            except TimeoutError:
-                pass
             if loop.time() >= next_reload:
                 next_reload = loop.time() + RELOAD_POLL
                 if self._stat() != self._mtimes:
@@ -180,16 +194,22 @@ class RulesRuntime:
             ruleset, files = load_rule_files(self._patterns)
         except SourceError as exc:
             self._metrics.rule_reloads.labels("refused").inc()
-            log.error("rule files changed but are invalid; the previous rules keep running:\n%s",
-                      exc)
+            log.error(
+                "rule files changed but are invalid; the previous rules keep running:\n%s", exc
+            )
             return False
         result = self.engine.reload(ruleset)
         self._files = files
         self._index_rules(ruleset)
         self._metrics.rule_reloads.labels("applied").inc()
-        log.info("rules reloaded: %d kept, %d changed, %d added, %d removed (%d alerts dropped)",
-                 len(result.kept), len(result.changed), len(result.added), len(result.removed),
-                 result.dropped_alerts)
+        log.info(
+            "rules reloaded: %d kept, %d changed, %d added, %d removed (%d alerts dropped)",
+            len(result.kept),
+            len(result.changed),
+            len(result.added),
+            len(result.removed),
+            result.dropped_alerts,
+        )
         self._wake.set()
         return True
 

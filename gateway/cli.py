@@ -13,7 +13,7 @@ import importlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from rules.yamlsrc import SourceError
 
@@ -27,18 +27,14 @@ _PLUGGED_VERBS = [
     ("gateway.record", "add_parser"),
     ("gateway.events_cli", "add_parser"),
     ("gateway.cli_actions", "add_parser"),
+    ("gateway.http.status_cli", "add_parser"),
 ]
-_LATER = {
-    "status": "summary of a running gateway",
-}
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(level: str, fmt: str = "text") -> None:
+    from gateway.logsetup import setup_logging as configure
+
+    configure(level, fmt)  # type: ignore[arg-type]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -50,7 +46,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except SourceError as exc:
         print(exc, file=sys.stderr)
         return 2
-    setup_logging(args.log_level or loaded.config.log_level)
+    setup_logging(args.log_level or loaded.config.log_level, loaded.config.log_format)
     from gateway import security
 
     security.install_log_redaction(loaded.config)
@@ -120,14 +116,6 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        print(f"outpost {name}: not available in this version yet", file=sys.stderr)
-        return 2
-
-    return run
-
-
 def _add_common(parser: argparse.ArgumentParser) -> None:
     """Give a plugged-in verb (and its sub-verbs) the -c option every verb takes."""
     if "--config" not in parser._option_string_actions:
@@ -193,10 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
             add(sub)
             for name in set(sub.choices) - before:
                 _add_common(sub.choices[name])
-    for name, text in _LATER.items():
-        if name not in sub.choices:
-            later = sub.add_parser(name, parents=[common], help=f"{text} (not yet)")
-            later.set_defaults(func=_not_yet(name))
     return parser
 
 

@@ -16,6 +16,7 @@ inhibition is journaled and counted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import deque
@@ -60,8 +61,16 @@ class DeafPeriods:
 
 
 class AlertBus:
-    def __init__(self, *, publish: Publish, journal: Journal, write_line: WriteLine,
-                 notify: Notify, metrics: Metrics, deaf: DeafPeriods) -> None:
+    def __init__(
+        self,
+        *,
+        publish: Publish,
+        journal: Journal,
+        write_line: WriteLine,
+        notify: Notify,
+        metrics: Metrics,
+        deaf: DeafPeriods,
+    ) -> None:
         self._publish = publish
         self._journal = journal
         self._write_line = write_line
@@ -77,18 +86,39 @@ class AlertBus:
         if not self.deaf.overlaps(at - absent_window, at):
             return False
         self._metrics.inhibited.inc()
-        self._journal.append("alert_inhibited", dict(event), rule=str(event["rule"]),
-                             device=str(event["device"]), trace_id=event.get("trace_id"))
-        log.info("alert %s on %s inhibited: the gateway could not hear during its window",
-                 event["rule"], event["device"])
+        self._journal.append(
+            "alert_inhibited",
+            dict(event),
+            rule=str(event["rule"]),
+            device=str(event["device"]),
+            trace_id=event.get("trace_id"),
+        )
+        log.info(
+            "alert %s on %s inhibited: the gateway could not hear during its window",
+            event["rule"],
+            event["device"],
+        )
         return True
 
-    def emit(self, event: Mapping[str, Any], at: int, *, state: dict[str, Any] | None = None,
-             notify: bool = True) -> None:
+    def emit(
+        self,
+        event: Mapping[str, Any],
+        at: int,
+        *,
+        state: dict[str, Any] | None = None,
+        notify: bool = True,
+    ) -> None:
         rule, device, status = str(event["rule"]), str(event["device"]), str(event["state"])
         self._metrics.alert_events.labels(status).inc()
-        self._journal.append("alert", dict(event), rule=rule, device=device,
-                             trace_id=event.get("trace_id"), state=state, ts=at)
+        self._journal.append(
+            "alert",
+            dict(event),
+            rule=rule,
+            device=device,
+            trace_id=event.get("trace_id"),
+            state=state,
+            ts=at,
+        )
         topic = f"outpost/alerts/{rule}/{device}"
         try:
             self._publish(topic, _json(event), 1)
@@ -98,17 +128,24 @@ class AlertBus:
         value = event.get("value")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             fields["value"] = float(value)
-        try:
-            self._write_line(self._encoder.encode_point(
-                "outpost_alerts", {"rule": rule, "device": device, "state": status,
-                                   "severity": str(event.get("severity") or "")}, fields, at))
-        except Unwritable:
-            pass
+        with contextlib.suppress(Unwritable):
+            self._write_line(
+                self._encoder.encode_point(
+                    "outpost_alerts",
+                    {
+                        "rule": rule,
+                        "device": device,
+                        "state": status,
+                        "severity": str(event.get("severity") or ""),
+                    },
+                    fields,
+                    at,
+                )
+            )
         if notify:
             self._notify(event)
         level = logging.WARNING if status == "firing" else logging.INFO
-        log.log(level, "alert %s %s for %s: %s", rule, status.upper(), device,
-                event.get("message"))
+        log.log(level, "alert %s %s for %s: %s", rule, status.upper(), device, event.get("message"))
 
 
 def _json(event: Mapping[str, Any]) -> bytes:

@@ -96,10 +96,19 @@ PointSink = Callable[[str, Mapping[str, str], Mapping[str, Any], int], None]
 
 
 class CommandDispatcher:
-    def __init__(self, devices: Mapping[str, DeviceConfig], *, link: MqttLink, journal: Journal,
-                 metrics: Metrics, on_alert: AlertSink, on_point: PointSink,
-                 source_id: str = "outpost", clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        devices: Mapping[str, DeviceConfig],
+        *,
+        link: MqttLink,
+        journal: Journal,
+        metrics: Metrics,
+        on_alert: AlertSink,
+        on_point: PointSink,
+        source_id: str = "outpost",
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], int] = time.time_ns,
+    ) -> None:
         self._policy = CommandPolicy(devices)
         self._link = link
         self._journal = journal
@@ -111,8 +120,9 @@ class CommandDispatcher:
         self._devices: dict[str, _Device] = {}
         for name, config in devices.items():
             options = {"src": source_id, **config.model_dump()}
-            self._devices[name] = _Device(name, config, conventions.create(config.convention,
-                                                                           options))
+            self._devices[name] = _Device(
+                name, config, conventions.create(config.convention, options)
+            )
 
     def start(self) -> None:
         """Listen for acknowledgements; resume commands left unanswered by the last run."""
@@ -127,17 +137,23 @@ class CommandDispatcher:
 
     # requests -------------------------------------------------------------------
 
-    def submit(self, target: str, settings: Mapping[str, Any], origin: Origin) -> tuple[
-            Outcome, str]:
+    def submit(
+        self, target: str, settings: Mapping[str, Any], origin: Origin
+    ) -> tuple[Outcome, str]:
         """Check and send (or defer) a command; returns the outcome and the command id/reason."""
         try:
             checked = self._policy.check(target, settings)
         except Refused as exc:
             self._metrics.commands.labels(Outcome.REFUSED).inc()
-            self._record("command_refused", target, origin, {
-                "set": dict(settings), "reason": exc.reason, "detail": str(exc)})
-            log.warning("refused command to %s from %s: %s", target,
-                        origin.rule or origin.source, exc)
+            self._record(
+                "command_refused",
+                target,
+                origin,
+                {"set": dict(settings), "reason": exc.reason, "detail": str(exc)},
+            )
+            log.warning(
+                "refused command to %s from %s: %s", target, origin.rule or origin.source, exc
+            )
             return Outcome.REFUSED, str(exc)
         dev = self._devices[target]
         desired: dict[str, Any] = {}
@@ -154,10 +170,12 @@ class CommandDispatcher:
             dev.deferred_origin = origin
             if dev.deferred_timer is None:
                 dev.deferred_timer = asyncio.get_running_loop().call_later(
-                    wait, self._send_deferred, dev)
+                    wait, self._send_deferred, dev
+                )
             self._metrics.commands.labels(Outcome.DEFERRED).inc()
-            self._record("command_deferred", target, origin,
-                         {"set": desired, "send_in_s": round(wait, 3)})
+            self._record(
+                "command_deferred", target, origin, {"set": desired, "send_in_s": round(wait, 3)}
+            )
             return Outcome.DEFERRED, f"sent in {wait:.1f}s (min_interval)"
         dev.deferred = {}
         return Outcome.SENT, self._send(dev, desired, origin)
@@ -170,15 +188,20 @@ class CommandDispatcher:
         dev.deferred, dev.deferred_origin = {}, None
         self._send(dev, settings, origin)
 
-    def _send(self, dev: _Device, settings: dict[str, Any], origin: Origin,
-              command_id: str | None = None) -> str:
+    def _send(
+        self, dev: _Device, settings: dict[str, Any], origin: Origin, command_id: str | None = None
+    ) -> str:
         command_id = command_id or uuid.uuid4().hex[:16]
         try:
             messages = dev.convention.encode_command(dev.name, command_id, settings)
         except InvalidReading as exc:
             self._metrics.commands.labels(Outcome.REFUSED).inc()
-            self._record("command_refused", dev.name, origin,
-                         {"set": settings, "reason": exc.reason, "detail": str(exc)})
+            self._record(
+                "command_refused",
+                dev.name,
+                origin,
+                {"set": settings, "reason": exc.reason, "detail": str(exc)},
+            )
             return command_id
         for message in messages:
             self._link.publish(message.topic, message.payload, message.qos, message.retain)
@@ -187,15 +210,28 @@ class CommandDispatcher:
         inflight = _Inflight(command_id, dict(settings), origin, tracker)
         dev.inflight = inflight
         inflight.timer = asyncio.get_running_loop().call_later(
-            dev.config.ack_timeout, self._timeout, dev, inflight)
+            dev.config.ack_timeout, self._timeout, dev, inflight
+        )
         self._metrics.commands.labels(Outcome.SENT).inc()
-        self._record("command", dev.name, origin, {"id": command_id, "set": settings,
-                                                   "topic": messages[0].topic if messages else ""})
-        self._on_point("outpost_commands", {"device": dev.name, "outcome": "sent",
-                                            "rule": origin.rule or origin.source},
-                       {"id": command_id, "settings": _text(settings)}, self._wall())
-        log.info("command %s to %s: %s (%s)", command_id, dev.name, settings,
-                 f"rule {origin.rule}" if origin.rule else origin.source)
+        self._record(
+            "command",
+            dev.name,
+            origin,
+            {"id": command_id, "set": settings, "topic": messages[0].topic if messages else ""},
+        )
+        self._on_point(
+            "outpost_commands",
+            {"device": dev.name, "outcome": "sent", "rule": origin.rule or origin.source},
+            {"id": command_id, "settings": _text(settings)},
+            self._wall(),
+        )
+        log.info(
+            "command %s to %s: %s (%s)",
+            command_id,
+            dev.name,
+            settings,
+            f"rule {origin.rule}" if origin.rule else origin.source,
+        )
         return command_id
 
     # answers --------------------------------------------------------------------
@@ -222,17 +258,26 @@ class CommandDispatcher:
             return
         if inflight.attempt < dev.config.retries:
             inflight.attempt += 1
-            for message in dev.convention.encode_command(dev.name, inflight.id,
-                                                         inflight.settings):
+            for message in dev.convention.encode_command(dev.name, inflight.id, inflight.settings):
                 self._link.publish(message.topic, message.payload, message.qos, message.retain)
             delay = min(MAX_BACKOFF, dev.config.ack_timeout * 2**inflight.attempt)
-            inflight.timer = asyncio.get_running_loop().call_later(delay, self._timeout, dev,
-                                                                   inflight)
+            inflight.timer = asyncio.get_running_loop().call_later(
+                delay, self._timeout, dev, inflight
+            )
             self._metrics.commands.labels("retried").inc()
-            self._record("command_retry", dev.name, inflight.origin,
-                         {"id": inflight.id, "attempt": inflight.attempt, "set": inflight.settings})
-            log.info("no answer from %s to command %s; retry %d of %d", dev.name, inflight.id,
-                     inflight.attempt, dev.config.retries)
+            self._record(
+                "command_retry",
+                dev.name,
+                inflight.origin,
+                {"id": inflight.id, "attempt": inflight.attempt, "set": inflight.settings},
+            )
+            log.info(
+                "no answer from %s to command %s; retry %d of %d",
+                dev.name,
+                inflight.id,
+                inflight.attempt,
+                dev.config.retries,
+            )
             return
         self._finish(dev, Outcome.TIMED_OUT, {"attempts": inflight.attempt + 1})
         log.error("%s never acknowledged command %s %s", dev.name, inflight.id, inflight.settings)
@@ -247,40 +292,67 @@ class CommandDispatcher:
             inflight.timer.cancel()
         dev.inflight = None
         self._metrics.commands.labels(outcome).inc()
-        self._record(f"command_{outcome}", dev.name, inflight.origin,
-                     {"id": inflight.id, "set": inflight.settings, **extra})
-        self._on_point("outpost_commands", {"device": dev.name, "outcome": str(outcome),
-                                            "rule": inflight.origin.rule or inflight.origin.source},
-                       {"id": inflight.id, "settings": _text(inflight.settings)}, self._wall())
+        self._record(
+            f"command_{outcome}",
+            dev.name,
+            inflight.origin,
+            {"id": inflight.id, "set": inflight.settings, **extra},
+        )
+        self._on_point(
+            "outpost_commands",
+            {
+                "device": dev.name,
+                "outcome": str(outcome),
+                "rule": inflight.origin.rule or inflight.origin.source,
+            },
+            {"id": inflight.id, "settings": _text(inflight.settings)},
+            self._wall(),
+        )
 
     def _failed_alert(self, dev: _Device, inflight: _Inflight, state: str) -> None:
         now = self._wall()
         at = rfc3339(now)
         settings = ", ".join(f"{k}={v}" for k, v in inflight.settings.items())
-        message = (f"{dev.name} did not acknowledge {settings} after "
-                   f"{dev.config.retries} retries" if state == "firing"
-                   else f"{dev.name} acknowledges commands again")
-        self._on_alert({
-            "rule": "command_failed", "device": dev.name, "state": state, "at": at,
-            "severity": "critical", "value": None, "message": message,
-            "labels": {"command_id": inflight.id}, "active_at": at if state == "firing" else None,
-            "fired_at": at if state == "firing" else None,
-            "resolved_at": at if state == "resolved" else None,
-            "trace_id": inflight.origin.trace_id or None,
-        })
+        message = (
+            f"{dev.name} did not acknowledge {settings} after {dev.config.retries} retries"
+            if state == "firing"
+            else f"{dev.name} acknowledges commands again"
+        )
+        self._on_alert(
+            {
+                "rule": "command_failed",
+                "device": dev.name,
+                "state": state,
+                "at": at,
+                "severity": "critical",
+                "value": None,
+                "message": message,
+                "labels": {"command_id": inflight.id},
+                "active_at": at if state == "firing" else None,
+                "fired_at": at if state == "firing" else None,
+                "resolved_at": at if state == "resolved" else None,
+                "trace_id": inflight.origin.trace_id or None,
+            }
+        )
 
     # journal --------------------------------------------------------------------
 
     def _record(self, kind: str, device: str, origin: Origin, payload: dict[str, Any]) -> None:
         body = {"device": device, "origin": origin.source, "rule": origin.rule, **payload}
-        self._journal.append(kind, body, rule=origin.rule, device=device,
-                             trace_id=origin.trace_id)
+        self._journal.append(kind, body, rule=origin.rule, device=device, trace_id=origin.trace_id)
 
     def _resume(self) -> None:
         """Resend (same id) the commands the last run left without an outcome."""
         open_commands: dict[str, dict[str, Any]] = {}
-        for entry in self._journal.entries(kinds=("command", "command_acked", "command_rejected",
-                                                  "command_timed_out", "command_superseded")):
+        for entry in self._journal.entries(
+            kinds=(
+                "command",
+                "command_acked",
+                "command_rejected",
+                "command_timed_out",
+                "command_superseded",
+            )
+        ):
             if entry.device is None:
                 continue
             if entry.kind == "command":
@@ -296,21 +368,32 @@ class CommandDispatcher:
             if dev is None or not isinstance(command.get("set"), dict):
                 continue
             origin = Origin("journal", command.get("rule"), command.get("trace_id") or "")
-            log.info("resuming command %s to %s left unanswered before the restart",
-                     command["id"], device)
+            log.info(
+                "resuming command %s to %s left unanswered before the restart",
+                command["id"],
+                device,
+            )
             self._send(dev, command["set"], origin, command_id=str(command["id"]))
 
     def state(self) -> list[dict[str, Any]]:
         """Outstanding and deferred commands per device (for the API and dashboard)."""
         out = []
         for dev in self._devices.values():
-            out.append({
-                "device": dev.name, "convention": dev.config.convention,
-                "inflight": None if dev.inflight is None else {
-                    "id": dev.inflight.id, "set": dev.inflight.settings,
-                    "attempt": dev.inflight.attempt},
-                "deferred": dev.deferred or None, "failed": dev.failed,
-            })
+            out.append(
+                {
+                    "device": dev.name,
+                    "convention": dev.config.convention,
+                    "inflight": None
+                    if dev.inflight is None
+                    else {
+                        "id": dev.inflight.id,
+                        "set": dev.inflight.settings,
+                        "attempt": dev.inflight.attempt,
+                    },
+                    "deferred": dev.deferred or None,
+                    "failed": dev.failed,
+                }
+            )
         return out
 
 

@@ -80,7 +80,8 @@ class WebhookNotifier:
     async def send(self, event: Mapping[str, Any]) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._cfg.timeout))
+                timeout=aiohttp.ClientTimeout(total=self._cfg.timeout)
+            )
         headers = {k: str(render(v, event)) for k, v in self._cfg.headers.items()}
         if self._cfg.body is None:
             data: bytes = json.dumps(dict(event), ensure_ascii=False).encode()
@@ -92,11 +93,12 @@ class WebhookNotifier:
             data = json.dumps(render(self._cfg.body, event), ensure_ascii=False).encode()
             headers.setdefault("Content-Type", "application/json")
         try:
-            async with self._session.request(self._cfg.method, self._url, data=data,
-                                             headers=headers) as resp:
+            async with self._session.request(
+                self._cfg.method, self._url, data=data, headers=headers
+            ) as resp:
                 if resp.status >= 300:
                     raise NotifyError(f"HTTP {resp.status}")
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             # The exception text can hold the URL, and with it a key: keep only its type.
             raise NotifyError(type(exc).__name__) from None
 
@@ -108,8 +110,11 @@ class WebhookNotifier:
 class LogNotifier:
     def __init__(self, name: str, cfg: NotifierConfig) -> None:
         self.name = name
-        self._template = cfg.body if isinstance(cfg.body, str) else (
-            "{severity} alert {rule} {state} on {device}: {message}")
+        self._template = (
+            cfg.body
+            if isinstance(cfg.body, str)
+            else ("{severity} alert {rule} {state} on {device}: {message}")
+        )
 
     async def send(self, event: Mapping[str, Any]) -> None:
         log.warning("%s", render(self._template, event))
@@ -133,9 +138,15 @@ class _Channel:
 
 
 class Notifications:
-    def __init__(self, configs: Mapping[str, NotifierConfig], *, silences: Silences,
-                 journal: Journal, metrics: Metrics,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        configs: Mapping[str, NotifierConfig],
+        *,
+        silences: Silences,
+        journal: Journal,
+        metrics: Metrics,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
         self._channels = [_Channel(make_notifier(name, cfg), cfg) for name, cfg in configs.items()]
         self._silences = silences
         self._journal = journal
@@ -145,8 +156,12 @@ class Notifications:
     def submit(self, event: Mapping[str, Any]) -> None:
         """Queue ``event`` for every notifier that wants it (never waits)."""
         rule, device = str(event.get("rule")), str(event.get("device"))
-        wanted = [c for c in self._channels if event.get("state") in c.cfg.states
-                  and (not c.cfg.severities or event.get("severity") in c.cfg.severities)]
+        wanted = [
+            c
+            for c in self._channels
+            if event.get("state") in c.cfg.states
+            and (not c.cfg.severities or event.get("severity") in c.cfg.severities)
+        ]
         if not wanted:
             return
         silence = self._silences.silencing(rule, device, self._clock())
@@ -189,8 +204,14 @@ class Notifications:
                     attempt += 1
                     if attempt > channel.cfg.retries:
                         self._outcome(name, event, "failed", error=str(exc), attempts=attempt)
-                        log.error("notifier %s: giving up on %s/%s after %d attempts (%s)",
-                                  name, event.get("rule"), event.get("device"), attempt, exc)
+                        log.error(
+                            "notifier %s: giving up on %s/%s after %d attempts (%s)",
+                            name,
+                            event.get("rule"),
+                            event.get("device"),
+                            attempt,
+                            exc,
+                        )
                         break
                     delay = min(60.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
                     await asyncio.sleep(delay)
@@ -199,12 +220,19 @@ class Notifications:
                 self._outcome(name, event, "sent", attempts=attempt + 1)
                 break
 
-    def _outcome(self, notifier: str, event: Mapping[str, Any], outcome: str,
-                 **extra: Any) -> None:
+    def _outcome(self, notifier: str, event: Mapping[str, Any], outcome: str, **extra: Any) -> None:
         self._metrics.notifications.labels(notifier, outcome).inc()
-        self._journal.append("notification", {"notifier": notifier, "outcome": outcome,
-                                              "rule": event.get("rule"),
-                                              "device": event.get("device"),
-                                              "state": event.get("state"), **extra},
-                             rule=str(event.get("rule")), device=str(event.get("device")),
-                             trace_id=event.get("trace_id") or None)
+        self._journal.append(
+            "notification",
+            {
+                "notifier": notifier,
+                "outcome": outcome,
+                "rule": event.get("rule"),
+                "device": event.get("device"),
+                "state": event.get("state"),
+                **extra,
+            },
+            rule=str(event.get("rule")),
+            device=str(event.get("device")),
+            trace_id=event.get("trace_id") or None,
+        )

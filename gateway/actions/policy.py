@@ -94,8 +94,10 @@ class CommandPolicy:
         for key, value in settings.items():
             spec = config.commands.get(key)
             if spec is None:
-                raise Refused("unknown_command",
-                              f"{device}: {key!r} is not among its commands "
-                              f"({', '.join(config.commands) or 'none'})")
+                raise Refused(
+                    "unknown_command",
+                    f"{device}: {key!r} is not among its commands "
+                    f"({', '.join(config.commands) or 'none'})",
+                )
             checked[key] = _check_value(key, value, spec)
         return Command(uuid.uuid4().hex[:16], device, checked)

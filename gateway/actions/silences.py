@@ -41,13 +41,22 @@ class Silence:
     created_by: str
 
     def matches(self, rule: str, device: str, now: int) -> bool:
-        return (self.starts <= now < self.ends and fnmatchcase(rule, self.rule)
-                and fnmatchcase(device, self.device))
+        return (
+            self.starts <= now < self.ends
+            and fnmatchcase(rule, self.rule)
+            and fnmatchcase(device, self.device)
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "rule": self.rule, "device": self.device,
-                "starts_at": rfc3339(self.starts), "ends_at": rfc3339(self.ends),
-                "comment": self.comment, "created_by": self.created_by}
+        return {
+            "id": self.id,
+            "rule": self.rule,
+            "device": self.device,
+            "starts_at": rfc3339(self.starts),
+            "ends_at": rfc3339(self.ends),
+            "comment": self.comment,
+            "created_by": self.created_by,
+        }
 
 
 class Silences:
@@ -56,20 +65,36 @@ class Silences:
         self._db.executescript(SCHEMA)
         self._cache: list[Silence] | None = None
 
-    def add(self, rule: str, device: str, seconds: float, *, comment: str = "",
-            created_by: str = "", now: int | None = None) -> Silence:
+    def add(
+        self,
+        rule: str,
+        device: str,
+        seconds: float,
+        *,
+        comment: str = "",
+        created_by: str = "",
+        now: int | None = None,
+    ) -> Silence:
         if seconds <= 0:
             raise ValueError("a silence must last a positive time")
         starts = now if now is not None else time.time_ns()
         ends = starts + int(seconds * 1e9)
         cursor = self._db.execute(
             "INSERT INTO silences (rule, device, starts, ends, comment, created_by) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (rule or "*", device or "*", starts, ends, comment,
-                                          created_by))
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (rule or "*", device or "*", starts, ends, comment, created_by),
+        )
         self._db.commit()
         self._cache = None
-        return Silence(int(cursor.lastrowid or 0), rule or "*", device or "*", starts, ends,
-                       comment, created_by)
+        return Silence(
+            int(cursor.lastrowid or 0),
+            rule or "*",
+            device or "*",
+            starts,
+            ends,
+            comment,
+            created_by,
+        )
 
     def remove(self, silence_id: int) -> bool:
         cursor = self._db.execute("DELETE FROM silences WHERE id = ?", (silence_id,))
@@ -82,8 +107,10 @@ class Silences:
         if self._cache is None:
             self._db.execute("DELETE FROM silences WHERE ends <= ?", (now,))
             self._db.commit()
-            rows = self._db.execute("SELECT id, rule, device, starts, ends, comment, created_by "
-                                    "FROM silences ORDER BY id")
+            rows = self._db.execute(
+                "SELECT id, rule, device, starts, ends, comment, created_by "
+                "FROM silences ORDER BY id"
+            )
             self._cache = [Silence(*row) for row in rows]
         return [s for s in self._cache if s.ends > now]
 

@@ -100,17 +100,26 @@ class InputConfig(_Model):
     metric: str | None = Field(None, description="value: metric name when the topic has none")
     max_payload: Size = 65536
     tags: dict[str, str] = Field(default_factory=dict, description="extra InfluxDB tags")
-    deadband: float | None = Field(None, ge=0, description="skip writing a number within ±this "
-                                   "of the last written one (and equal bools/strings)")
-    heartbeat: Duration | None = Field(None, description="with deadband: write at least this "
-                                       "often anyway")
-    future_tolerance: Duration = Field(300.0, description="device times further ahead of the "
-                                       "gateway's clock follow bad_time")
-    past_tolerance: Duration | None = Field(30 * 86400.0, description="device times older than "
-                                            "this follow bad_time (null: no limit)")
+    deadband: float | None = Field(
+        None,
+        ge=0,
+        description="skip writing a number within ±this "
+        "of the last written one (and equal bools/strings)",
+    )
+    heartbeat: Duration | None = Field(
+        None, description="with deadband: write at least this often anyway"
+    )
+    future_tolerance: Duration = Field(
+        300.0, description="device times further ahead of the gateway's clock follow bad_time"
+    )
+    past_tolerance: Duration | None = Field(
+        30 * 86400.0, description="device times older than this follow bad_time (null: no limit)"
+    )
     bad_time: Literal["restamp", "tag", "deadletter"] = Field(
-        "restamp", description="restamp: use the arrival time; tag: add ts_suspect=future|past; "
-        "deadletter: refuse the message")
+        "restamp",
+        description="restamp: use the arrival time; tag: add ts_suspect=future|past; "
+        "deadletter: refuse the message",
+    )
 
 
 class InfluxConfig(_Model):
@@ -166,8 +175,11 @@ class OutboxConfig(_Model):
     enabled: bool = True
     max_bytes: Size = 256 * 1024**2
     max_age: Duration = 7 * 86400.0
-    backfill_rate: float = Field(5000.0, gt=0, description="readings/s sent from the outbox "
-                                 "after an outage, next to the live readings")
+    backfill_rate: float = Field(
+        5000.0,
+        gt=0,
+        description="readings/s sent from the outbox after an outage, next to the live readings",
+    )
 
 
 class CommandSpec(_Model):
@@ -203,11 +215,13 @@ class NotifierConfig(_Model):
     method: Literal["POST", "PUT"] = "POST"
     headers: dict[str, str] = Field(default_factory=dict, description="templated headers")
     body: str | dict[str, Any] | list[Any] | None = Field(
-        None, description="templated body; default: the alert event as JSON")
+        None, description="templated body; default: the alert event as JSON"
+    )
     timeout: Duration = 5.0
     retries: int = Field(3, ge=0, le=20)
     states: list[Literal["pending", "firing", "resolved", "inactive"]] = Field(
-        default_factory=lambda: ["firing", "resolved"])
+        default_factory=lambda: ["firing", "resolved"]
+    )
     severities: list[str] = Field(default_factory=list, description="only these (default all)")
 
     @model_validator(mode="after")
@@ -220,11 +234,14 @@ class NotifierConfig(_Model):
 class ClockConfig(_Model):
     """The gateway's own clock (a Pi without a real-time clock is wrong until NTP answers)."""
 
-    valid_after: str = Field("2026-01-01T00:00:00Z", description="a clock earlier than this "
-                             "is not synchronised yet")
+    valid_after: str = Field(
+        "2026-01-01T00:00:00Z", description="a clock earlier than this is not synchronised yet"
+    )
     unsynced: Literal["hold", "deadletter"] = Field(
-        "hold", description="hold: keep arrival-stamped readings until the clock is set, then "
-        "re-stamp them exactly; deadletter: refuse them")
+        "hold",
+        description="hold: keep arrival-stamped readings until the clock is set, then "
+        "re-stamp them exactly; deadletter: refuse them",
+    )
     hold_max: int = Field(100_000, ge=0, description="messages held at most while unsynced")
 
     @field_validator("valid_after")
@@ -235,7 +252,9 @@ class ClockConfig(_Model):
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError("valid_after must be an RFC 3339 time, e.g. 2026-01-01T00:00:00Z")
+            raise ValueError(
+                "valid_after must be an RFC 3339 time, e.g. 2026-01-01T00:00:00Z"
+            ) from None
         if moment.tzinfo is None:
             raise ValueError("valid_after needs a zone (Z or +hh:mm)")
         return value
@@ -252,17 +271,29 @@ class JournalConfig(_Model):
 
 
 class HttpConfig(_Model):
-    listen: str = Field("127.0.0.1:8080", description="HOST:PORT; 0.0.0.0:8080 opens the "
-                        "dashboard and read-only API to the LAN")
+    listen: str = Field(
+        "127.0.0.1:8080",
+        description="HOST:PORT; 0.0.0.0:8080 opens the dashboard and read-only API to the LAN",
+    )
     token: SecretStr | None = None
     token_file: str | None = Field(None, description="bearer token for changes (POST, DELETE)")
-    read_token_required: bool = Field(False, description="reading the API and /metrics needs "
-                                      "the bearer token too (the page at / stays open)")
-    live_max_series: int = Field(5000, ge=1, le=1_000_000, description="series (device, "
-                                 "metric) the dashboard keeps a last-hour sparkline of")
-    dashboard: bool = Field(True, description="serve the live page at / and keep its "
-                            "in-memory view (latest readings, sparklines); false on the "
-                            "smallest devices leaves the API, /metrics and health only")
+    read_token_required: bool = Field(
+        False,
+        description="reading the API and /metrics needs "
+        "the bearer token too (the page at / stays open)",
+    )
+    live_max_series: int = Field(
+        5000,
+        ge=1,
+        le=1_000_000,
+        description="series (device, metric) the dashboard keeps a last-hour sparkline of",
+    )
+    dashboard: bool = Field(
+        True,
+        description="serve the live page at / and keep its "
+        "in-memory view (latest readings, sparklines); false on the "
+        "smallest devices leaves the API, /metrics and health only",
+    )
 
     @model_validator(mode="after")
     def _read_token_needs_token(self) -> HttpConfig:
@@ -302,3 +333,5 @@ class Config(_Model):
     http: HttpConfig = Field(default_factory=HttpConfig)
     state_dir: str = "./var"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json: one JSON object per log line (for log shippers)")

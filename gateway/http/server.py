@@ -1,28 +1,49 @@
-"""HTTP server of the gateway (aiohttp): the API, ``/metrics``, ``/healthz``, ``/readyz``.
+"""HTTP server of the gateway (aiohttp): dashboard, API, ``/metrics``, ``/healthz``, ``/readyz``.
 
 aiohttp because the gateway already runs on asyncio and depends on it (the
 InfluxDB 1.x writes, webhooks and influxdb-client's async API use it): one
 event loop, no second framework.
 
-Reading is open to whoever can reach ``http.listen`` (127.0.0.1 by default);
-every mutating call needs ``Authorization: Bearer <token>`` with the token
-from ``http.token_file``, compared in constant time. Without a configured
-token, mutating calls are refused (403).
+Routes (README "HTTP API" documents each with curl):
+
+- ``/`` and ``/static/…`` — the dashboard (files in ``gateway/http/static/``, no CDN).
+- ``GET /api/v1/{status,devices,readings,series,alerts,rules,events,commands,silences}``
+- ``GET /api/v1/stream`` — server-sent events for the dashboard (:mod:`.stream`).
+- ``POST /api/v1/commands``, ``POST /api/v1/silences``, ``DELETE /api/v1/silences/ID``,
+  ``POST /api/v1/rules/reload`` — changes.
+
+Access: reading is open to whoever can reach ``http.listen`` (127.0.0.1 by
+default; ``0.0.0.0:8080`` opens it to the LAN) unless ``http.read_token_required``
+is set, in which case every API call and ``/metrics`` needs the token too (the
+page at ``/`` and the health checks stay open: they carry no data). Every
+mutating call needs ``Authorization: Bearer <token>`` with the token from
+``http.token_file``, compared in constant time. Without a configured token,
+mutating calls are refused (403).
+
+Building the server attaches the live view (:class:`gateway.live.LiveState`)
+to the gateway's pipeline as an observer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.actions.dispatcher import Origin
 from gateway.config.schema import HttpConfig
+from gateway.http import views
+from gateway.http.observability import HttpCollector
+from gateway.http.stream import Stream
+from gateway.live import LiveState
 from gateway.units import parse_duration
 from rules import rfc3339
 
@@ -32,6 +53,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("outpost.http")
 
 API = "/api/v1"
+STATIC = Path(__file__).parent / "static"
+OPEN_PATHS = frozenset({"/", "/healthz", "/readyz"})  # never need a token
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -43,17 +66,40 @@ def _error(status: int, message: str) -> web.Response:
     return _json({"error": message}, status)
 
 
+def _limit(request: web.Request, default: int, cap: int) -> int:
+    """``?limit=N`` bounded to ``cap``; a non-number is a 400."""
+    try:
+        return max(1, min(int(request.query.get("limit", default)), cap))
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "limit must be a number"}',
+                                 content_type="application/json") from None
+
+
 class HttpServer:
     def __init__(self, gateway: Gateway, cfg: HttpConfig) -> None:
-        self._gw = gateway
+        self._gw = self.gateway = gateway
         self._cfg = cfg
         self._token = cfg.token.get_secret_value().encode() if cfg.token else None
         self._runner: web.AppRunner | None = None
-        self.app = web.Application(middlewares=[self._auth])
+        self.live = LiveState(max_series=cfg.live_max_series)
+        if gateway.pipeline is not None and cfg.dashboard:
+            gateway.pipeline.add_observer(self.live.observe)
+        self.stream = Stream(gateway, self.live)
+        self._collector = HttpCollector(self)
+        gateway.metrics.registry.register(self._collector)
+        self.app = web.Application(middlewares=[self._count, self._auth])
         r = self.app.router
+        if cfg.dashboard:
+            r.add_get("/", self.index)
+            r.add_static("/static/", STATIC, append_version=False)
+            r.add_get(f"{API}/stream", self.stream.handle)
         r.add_get("/healthz", self.healthz)
         r.add_get("/readyz", self.readyz)
         r.add_get("/metrics", self.metrics)
+        r.add_get(f"{API}/status", self.status)
+        r.add_get(f"{API}/devices", self.devices)
+        r.add_get(f"{API}/readings", self.readings)
+        r.add_get(f"{API}/series", self.series)
         r.add_get(f"{API}/alerts", self.alerts)
         r.add_get(f"{API}/rules", self.rules)
         r.add_get(f"{API}/events", self.events)
@@ -73,20 +119,50 @@ class HttpServer:
         log.info("HTTP API on http://%s/ (dashboard, %s, /metrics)", self._cfg.listen, API)
 
     async def stop(self) -> None:
+        await self.stream.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        self._gw.metrics.registry.unregister(self._collector)
 
     @web.middleware
-    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        status = 500
+        try:
+            response: web.StreamResponse = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            self._collector.requests[(name, str(status))] += 1
+
+    def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        given = header.removeprefix("Bearer ").strip().encode()
+        return (self._token is not None and header.startswith("Bearer ")
+                and hmac.compare_digest(given, self._token))
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method in ("GET", "HEAD", "OPTIONS"):
+            if (self._cfg.read_token_required and request.path not in OPEN_PATHS
+                    and not request.path.startswith("/static/")
+                    and not self._authorized(request)):
+                return _error(401, "reading needs the bearer token (http.read_token_required)")
             return await handler(request)
         if self._token is None:
             return _error(403, "changes through the API need http.token_file in the config")
-        header = request.headers.get("Authorization", "")
-        given = header.removeprefix("Bearer ").strip().encode()
-        if not header.startswith("Bearer ") or not hmac.compare_digest(given, self._token):
+        if not self._authorized(request):
             return _error(401, "missing or wrong bearer token")
         return await handler(request)
+
+    # dashboard --------------------------------------------------------------------
+
+    async def index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     # health -----------------------------------------------------------------------
 
@@ -121,24 +197,37 @@ class HttpServer:
 
     # read -------------------------------------------------------------------------
 
+    async def status(self, request: web.Request) -> web.Response:
+        gw = self._gw
+        devices = views.devices(gw, self.live)
+        return _json({**views.health(gw, self.live, self.stream.clients),
+                      "devices": len(devices),
+                      "devices_online": sum(1 for d in devices if d["online"])})
+
+    async def devices(self, request: web.Request) -> web.Response:
+        return _json({"devices": views.devices(self._gw, self.live)})
+
+    async def readings(self, request: web.Request) -> web.Response:
+        spark = request.query.get("spark", "") in ("1", "true", "yes")
+        return _json({"readings": views.readings(self.live, request.query.get("device"), spark)})
+
+    async def series(self, request: web.Request) -> web.Response:
+        device, metric = request.query.get("device"), request.query.get("metric")
+        if not device or not metric:
+            return _error(400, "give ?device=ID&metric=NAME")
+        s = self.live.get(device, metric)
+        if s is None:
+            return _error(404, f"no readings of {metric} from {device} since the gateway started")
+        return _json({**views.reading(self.live, s), "bucket_s": self.live.bucket_ns / 1e9,
+                      "points": self.live.sparkline(s)})
+
     async def alerts(self, request: web.Request) -> web.Response:
-        rules = self._gw.rules
-        items = [] if rules is None else [
-            {"rule": a.rule, "device": a.device, "state": a.record.state.value,
-             "value": a.record.value, "active_at": rfc3339(a.record.active_at),
-             "fired_at": rfc3339(a.record.fired_at), "resolved_at": rfc3339(a.record.resolved_at),
-             "trace_id": a.record.trace_id or None}
-            for a in rules.engine.alerts()]
-        return _json({"alerts": items})
+        return _json({"alerts": views.alerts(self._gw)})
 
     async def rules(self, request: web.Request) -> web.Response:
-        rules = self._gw.rules
-        if rules is None:
-            return _json({"rules": []})
-        counters = rules.engine.rule_counters()
-        items = [{"name": r.name, "severity": r.severity, "when": r.when.text,
-                  **counters.get(r.name, {})} for r in rules.engine.ruleset.rules]
-        return _json({"rules": items})
+        files = await asyncio.get_running_loop().run_in_executor(
+            None, views.rule_files_status, list(self._gw.config.rules))
+        return _json({"rules": views.rules(self._gw), **files})
 
     async def events(self, request: web.Request) -> web.Response:
         journal = self._gw.journal
@@ -150,9 +239,8 @@ class HttpServer:
                 since = time.time_ns() - int(parse_duration(request.query["since"]) * 1e9)
             except ValueError as exc:
                 return _error(400, f"since: {exc}")
-        limit = int(request.query.get("limit", "200"))
         entries = journal.entries(since_ns=since, trace_id=request.query.get("trace"),
-                                  limit=min(limit, 10_000))
+                                  limit=_limit(request, 200, 10_000))
         return _json({"events": [
             {"id": e.id, "at": rfc3339(e.ts), "kind": e.kind, "rule": e.rule,
              "device": e.device, "trace_id": e.trace_id, "event": e.payload}
@@ -160,7 +248,8 @@ class HttpServer:
 
     async def commands(self, request: web.Request) -> web.Response:
         dispatcher = self._gw.dispatcher
-        return _json({"devices": [] if dispatcher is None else dispatcher.state()})
+        return _json({"devices": [] if dispatcher is None else dispatcher.state(),
+                      "recent": views.commands_recent(self._gw, _limit(request, 20, 500))})
 
     async def list_silences(self, request: web.Request) -> web.Response:
         silences = self._gw.silences

@@ -30,8 +30,13 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
 class GatewayProcess:
     """``python -m gateway run -c FILE`` with its log captured to a file."""
 
-    def __init__(self, config_path: Path, *, extra_args: Iterable[str] = (),
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        extra_args: Iterable[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.config_path = config_path
         self.log_path = config_path.with_suffix(".log")
         self.extra_args = list(extra_args)
@@ -41,9 +46,11 @@ class GatewayProcess:
     def start(self, wait_for: str | None = "connected to", timeout: float = 15.0) -> GatewayProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "run", "-c", str(self.config_path),
-             *self.extra_args],
-            cwd=self.config_path.parent, stdout=self._log, stderr=subprocess.STDOUT, env=self.env,
+            [sys.executable, "-m", "gateway", "run", "-c", str(self.config_path), *self.extra_args],
+            cwd=self.config_path.parent,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
         )
         if wait_for:
             self.wait_log(wait_for, timeout)
@@ -71,7 +78,7 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError(f"gateway did not stop in {timeout}s:\n{self.log()}")
+                raise AssertionError(f"gateway did not stop in {timeout}s:\n{self.log()}") from None
         self._log.close()
         return self.proc.returncode
 
@@ -88,8 +95,9 @@ class Device:
 
     def __init__(self, port: int, subscribe: Iterable[str] = ()) -> None:
         self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"test-{uuid.uuid4().hex[:8]}")
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}"
+        )
         self.client.on_message = lambda c, u, m: self.messages.put(m)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
@@ -129,8 +137,11 @@ class Device:
 
 def gateway_config(mqtt_port: int, influx_url: str, database: str, **extra: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "mqtt": {"host": "127.0.0.1", "port": mqtt_port,
-                 "client_id": f"outpost-test-{uuid.uuid4().hex[:8]}"},
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": mqtt_port,
+            "client_id": f"outpost-test-{uuid.uuid4().hex[:8]}",
+        },
         "influx": {"url": influx_url, "database": database, "flush_interval": "200ms"},
         "http": {"listen": f"127.0.0.1:{free_port()}"},
         "state_dir": "./var",

@@ -49,8 +49,9 @@ class FakeFan:
         body = json.loads(message.payload)
         self.commands.append(body)
         if self.ack:
-            client.publish(f"devices/{self.name}/ack", json.dumps({"id": body["id"], "ok": True}),
-                           qos=1)
+            client.publish(
+                f"devices/{self.name}/ack", json.dumps({"id": body["id"], "ok": True}), qos=1
+            )
 
     def wait(self, count: int, timeout: float = 10.0) -> list[dict]:
         deadline = time.monotonic() + timeout
@@ -71,7 +72,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 time.sleep(delay)
                 outer.calls.append((dict(self.headers), body))
@@ -97,20 +98,36 @@ def setup(tmp_path, mosquitto, influxdb, influx_db):
     (tmp_path / "api.token").write_text(TOKEN + "\n")
 
     def make(**extra):
-        fan = {"commands": {"speed": {"type": "int", "min": 0, "max": 100},
-                            "mode": {"enum": ["auto", "manual"]}},
-               "ack_timeout": "300ms", "retries": 2}
+        fan = {
+            "commands": {
+                "speed": {"type": "int", "min": 0, "max": 100},
+                "mode": {"enum": ["auto", "manual"]},
+            },
+            "ack_timeout": "300ms",
+            "retries": 2,
+        }
         fan.update(extra.pop("fan", {}))
-        config = gateway_config(mosquitto.port, influxdb.url, influx_db, rules=["rules.yaml"],
-                                devices={"fan-1": fan}, **extra)
+        config = gateway_config(
+            mosquitto.port,
+            influxdb.url,
+            influx_db,
+            rules=["rules.yaml"],
+            devices={"fan-1": fan},
+            **extra,
+        )
         config["http"]["token_file"] = "api.token"
         return write_config(tmp_path / "outpost.yaml", config), config
+
     return make
 
 
 def outpost(config_path, *args):
-    return subprocess.run([sys.executable, "-m", "gateway", *args, "-c", str(config_path)],
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args, "-c", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def test_closed_loop_commands_are_acked_and_traced(setup, mosquitto):
@@ -118,28 +135,40 @@ def test_closed_loop_commands_are_acked_and_traced(setup, mosquitto):
     with GatewayProcess(path), Device(mosquitto.port) as device:
         fan = FakeFan(mosquitto.port)
         device.publish("sensors/gh-1/temperature", "33")
-        [on] = fan.wait(1)
+        [_on] = fan.wait(1)
         device.publish("sensors/gh-1/temperature", "25")
         on_cmd, off_cmd = fan.wait(2)
         time.sleep(0.5)
         fan.close()
     assert (on_cmd["speed"], off_cmd["speed"]) == (100, 0)
     events = outpost(path, "events", "--json")
-    kinds = [(e["kind"], e["event"].get("state") or e["event"].get("id"))
-             for e in map(json.loads, events.stdout.splitlines())]
-    assert kinds == [("alert", "firing"), ("command", on_cmd["id"]),
-                     ("command_acked", on_cmd["id"]), ("alert", "resolved"),
-                     ("command", off_cmd["id"]), ("command_acked", off_cmd["id"])]
+    kinds = [
+        (e["kind"], e["event"].get("state") or e["event"].get("id"))
+        for e in map(json.loads, events.stdout.splitlines())
+    ]
+    assert kinds == [
+        ("alert", "firing"),
+        ("command", on_cmd["id"]),
+        ("command_acked", on_cmd["id"]),
+        ("alert", "resolved"),
+        ("command", off_cmd["id"]),
+        ("command_acked", off_cmd["id"]),
+    ]
     first = json.loads(events.stdout.splitlines()[0])
     traced = outpost(path, "events", "--trace", first["trace_id"])
     assert [line.split("  ")[1].split()[0] for line in traced.stdout.splitlines()] == [
-        "alert", "command", "command_acked"]
+        "alert",
+        "command",
+        "command_acked",
+    ]
 
 
 def test_actuator_that_never_answers_gets_retries_then_command_failed(setup, mosquitto):
     path, _ = setup()
-    with GatewayProcess(path), \
-            Device(mosquitto.port, subscribe=["outpost/alerts/command_failed/#"]) as device:
+    with (
+        GatewayProcess(path),
+        Device(mosquitto.port, subscribe=["outpost/alerts/command_failed/#"]) as device,
+    ):
         fan = FakeFan(mosquitto.port, ack=False)
         device.publish("sensors/gh-1/temperature", "33")
         [failed] = device.json_messages(1, timeout=10)
@@ -158,17 +187,20 @@ def test_refusals_and_manual_commands_through_the_api(setup, mosquitto):
         fan = FakeFan(mosquitto.port)
         ok = outpost(path, "command", "fan-1", "speed=40", "mode=auto")
         assert ok.returncode == 0 and ok.stdout.startswith("sent: "), ok.stderr
-        for args, reason in [(["fan-1", "speed=140"], "above the maximum 100"),
-                             (["fan-1", "speed=12.5"], "not a whole number"),
-                             (["fan-1", "mode=turbo"], "not one of 'auto', 'manual'"),
-                             (["fan-1", "colour=red"], "not among its commands"),
-                             (["heater-9", "power=on"], "not listed under devices:"),
-                             (["fan/1", "speed=1"], "cannot be part of a topic")]:
+        for args, reason in [
+            (["fan-1", "speed=140"], "above the maximum 100"),
+            (["fan-1", "speed=12.5"], "not a whole number"),
+            (["fan-1", "mode=turbo"], "not one of 'auto', 'manual'"),
+            (["fan-1", "colour=red"], "not among its commands"),
+            (["heater-9", "power=on"], "not listed under devices:"),
+            (["fan/1", "speed=1"], "cannot be part of a topic"),
+        ]:
             refused = outpost(path, "command", *args)
             assert refused.returncode == 1 and reason in refused.stderr, (args, refused.stderr)
         url = f"http://{config['http']['listen']}/api/v1/commands"
-        request = urllib.request.Request(url, data=b'{"device": "fan-1", "set": {"speed": 1}}',
-                                         method="POST")
+        request = urllib.request.Request(
+            url, data=b'{"device": "fan-1", "set": {"speed": 1}}', method="POST"
+        )
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request)
         assert info.value.code == 401
@@ -198,12 +230,17 @@ def test_webhook_gets_alerts_and_a_dead_receiver_does_not_slow_readings(
     setup, mosquitto, influxdb, influx_db
 ):
     good, slow = Receiver(), Receiver(delay=3.0)
-    path, _ = setup(notify={
-        "ntfy": {"webhook": good.url, "body": "{severity}: {message}",
-                 "headers": {"Title": "{rule} {state}"}},
-        "slack": {"webhook": good.url, "body": {"text": "{rule} on {device}: {message}"}},
-        "slow": {"webhook": slow.url, "timeout": "1s", "retries": 5},
-    })
+    path, _ = setup(
+        notify={
+            "ntfy": {
+                "webhook": good.url,
+                "body": "{severity}: {message}",
+                "headers": {"Title": "{rule} {state}"},
+            },
+            "slack": {"webhook": good.url, "body": {"text": "{rule} on {device}: {message}"}},
+            "slow": {"webhook": slow.url, "timeout": "1s", "retries": 5},
+        }
+    )
     try:
         with GatewayProcess(path) as gateway, Device(mosquitto.port) as device:
             device.publish("sensors/gh-1/temperature", "33")
@@ -233,10 +270,20 @@ def test_silence_mutes_notifications_but_not_evaluation(setup, mosquitto):
     receiver = Receiver()
     path, _ = setup(notify={"hook": {"webhook": receiver.url}})
     try:
-        with GatewayProcess(path), \
-                Device(mosquitto.port, subscribe=["outpost/alerts/#"]) as device:
-            added = outpost(path, "silence", "add", "--rule", "hot", "--device", "gh-*",
-                            "--for", "1h", "--comment", "maintenance")
+        with GatewayProcess(path), Device(mosquitto.port, subscribe=["outpost/alerts/#"]) as device:
+            added = outpost(
+                path,
+                "silence",
+                "add",
+                "--rule",
+                "hot",
+                "--device",
+                "gh-*",
+                "--for",
+                "1h",
+                "--comment",
+                "maintenance",
+            )
             assert added.returncode == 0 and added.stdout.startswith("silence 1:"), added.stderr
             listing = outpost(path, "silence", "list")
             assert "rule hot  device gh-*" in listing.stdout and "maintenance" in listing.stdout
@@ -254,8 +301,11 @@ def test_silence_mutes_notifications_but_not_evaluation(setup, mosquitto):
     finally:
         receiver.close()
     assert [json.loads(b)["device"] for _, b in receiver.calls] == ["gh-2"]
-    outcomes = [json.loads(line)["event"].get("outcome") for line in events.splitlines()
-                if json.loads(line)["kind"] == "notification"]
+    outcomes = [
+        json.loads(line)["event"].get("outcome")
+        for line in events.splitlines()
+        if json.loads(line)["kind"] == "notification"
+    ]
     assert outcomes == ["silenced", "sent"]
 
 

@@ -51,7 +51,9 @@ def test_outpost_yaml_in_current_folder_is_found(tmp_path, monkeypatch):
 
 
 def test_every_error_is_reported_with_its_line(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
 mqtt:
   host: broker
   prot: 1884
@@ -64,7 +66,8 @@ inputs:
     format: xml
   - topic: "a/{dev}ice"
     format: json
-""")
+""",
+    )
     assert errors_of(path) == [
         f"{path}:3:3: mqtt.prot: unknown key",
         f"{path}:6:19: influx.flush_interval: not a duration: 'soon' "
@@ -74,7 +77,9 @@ inputs:
 
 
 def test_cross_checks_report_lines_after_schema_passes(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
 inputs:
   - topic: "sensors/{device}/{metric}"
     format: xml
@@ -82,12 +87,14 @@ inputs:
     format: json
   - topic: "plain/topic"
     format: value
-""")
+""",
+    )
     errors = errors_of(path)
     assert errors[0].startswith(f"{path}:3:13: unknown format 'xml'")
     assert errors[1] == f"{path}:4:12: a/{{dev}}ice: a {{placeholder}} must fill a whole level"
-    assert errors[2] == (f"{path}:6:12: format value needs {{metric}} in the topic or a "
-                         "metric: key")
+    assert errors[2] == (
+        f"{path}:6:12: format value needs {{metric}} in the topic or a metric: key"
+    )
 
 
 def test_yaml_syntax_error_and_duplicate_key_have_lines(tmp_path):
@@ -99,12 +106,15 @@ def test_yaml_syntax_error_and_duplicate_key_have_lines(tmp_path):
 
 
 def test_environment_variables_and_defaults(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
 mqtt:
   host: ${BROKER}
   username: ${MQTT_USER:-}
   client_id: gw-${SITE:-home}
-""")
+""",
+    )
     cfg = load_config(str(path), environ={"BROKER": "10.0.0.5"}).config
     assert cfg.mqtt.host == "10.0.0.5"
     assert cfg.mqtt.username is None
@@ -119,10 +129,13 @@ def test_secret_files_relative_to_the_config_file(tmp_path):
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "mqtt.pass").write_text("s3cret\n")
     (tmp_path / "secrets" / "influx.token").write_text("tok-123\n")
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
 mqtt: {username: gw, password_file: secrets/mqtt.pass}
 influx: {url: http://db:8086, org: home, bucket: sensors, token_file: secrets/influx.token}
-""")
+""",
+    )
     cfg = load_config(str(path), environ={}).config
     assert cfg.mqtt.password.get_secret_value() == "s3cret"
     assert cfg.influx.token.get_secret_value() == "tok-123"
@@ -131,10 +144,13 @@ influx: {url: http://db:8086, org: home, bucket: sensors, token_file: secrets/in
 
 
 def test_missing_secret_file_and_half_v2_settings(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
 mqtt: {password_file: /nonexistent/pass}
 influx: {org: home, bucket: sensors}
-""")
+""",
+    )
     errors = errors_of(path)
     assert errors[0].startswith(f"{path}:1:23: password_file: cannot read /nonexistent/pass")
     assert len(errors) == 1  # the secret error stops before schema validation
@@ -145,11 +161,14 @@ influx: {org: home, bucket: sensors}
 
 
 def test_yaml_on_off_yes_stay_strings(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
 devices:
   plug-1:
     commands: {power: {enum: [ON, OFF]}, eco: {enum: [yes, no, true]}}
-""")
+""",
+    )
     cfg = load_config(str(path), environ={}).config
     assert cfg.devices["plug-1"].commands["power"].enum == ["ON", "OFF"]
     assert cfg.devices["plug-1"].commands["eco"].enum == ["yes", "no", True]
@@ -158,11 +177,17 @@ devices:
 def test_config_check_cli_exit_codes(tmp_path):
     good = write(tmp_path, "mqtt: {host: broker}\n", "good.yaml")
     bad = write(tmp_path, "mqtt: {hots: broker}\n", "bad.yaml")
-    ok = subprocess.run([sys.executable, "-m", "gateway", "config", "check", "-c", str(good)],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "gateway", "config", "check", "-c", str(good)],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0 and "ok" in ok.stdout
-    fail = subprocess.run([sys.executable, "-m", "gateway", "config", "check", "-c", str(bad)],
-                          capture_output=True, text=True)
+    fail = subprocess.run(
+        [sys.executable, "-m", "gateway", "config", "check", "-c", str(bad)],
+        capture_output=True,
+        text=True,
+    )
     assert fail.returncode == 1
     assert fail.stderr.strip() == f"{bad}:1:8: mqtt.hots: unknown key"
 
@@ -170,8 +195,12 @@ def test_config_check_cli_exit_codes(tmp_path):
 def test_run_with_bad_config_exits_2_before_connecting(tmp_path):
     bad = write(tmp_path, "mqtt: {host: 192.0.2.1, port: nope}\n")
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "gateway", "run", "-c", str(bad)],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "-c", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2
     assert result.stderr.startswith(f"{bad}:1:31: mqtt.port: Input should be a valid integer")
     assert "connecting" not in result.stderr
@@ -181,11 +210,14 @@ def test_run_with_bad_config_exits_2_before_connecting(tmp_path):
 def test_relative_paths_are_relative_to_the_config_file(tmp_path, monkeypatch):
     conf_dir = tmp_path / "etc"
     conf_dir.mkdir()
-    path = write(conf_dir, """\
+    path = write(
+        conf_dir,
+        """\
 mqtt: {tls: {ca: certs/ca.crt, cert: /abs/c.crt, key: certs/c.key}}
 rules: ["rules.d/*.yaml"]
 state_dir: var
-""")
+""",
+    )
     monkeypatch.chdir(tmp_path)
     cfg = load_config(str(path), environ={}).config
     assert cfg.mqtt.tls.ca == str(conf_dir / "certs/ca.crt")

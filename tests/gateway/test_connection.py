@@ -31,8 +31,9 @@ def test_gateway_reconnects_and_resubscribes_after_broker_restart(
 
 
 def test_username_and_password_from_a_secret_file(tmp_path, influxdb, influx_db):
-    passwords = Mosquitto.write_password_file(tmp_path / "passwd", {"gw": "gw-secret",
-                                                                    "dev": "dev-secret"})
+    passwords = Mosquitto.write_password_file(
+        tmp_path / "passwd", {"gw": "gw-secret", "dev": "dev-secret"}
+    )
     with Mosquitto(allow_anonymous=False, password_file=passwords) as broker:
         (tmp_path / "mqtt.pass").write_text("gw-secret\n")
         config = gateway_config(broker.port, influxdb.url, influx_db)
@@ -56,26 +57,76 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 def make_certificates(folder: Path) -> None:
     """A CA, a broker certificate for 127.0.0.1/localhost, and a client certificate."""
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-             "/CN=Outpost test CA", "-keyout", "ca.key", "-out", "ca.crt", cwd=folder)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Outpost test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        cwd=folder,
+    )
     (folder / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
     for name, ext in (("broker", True), ("client", False)):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-                 "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=folder)
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            cwd=folder,
+        )
         extra = ["-extfile", "san.ext"] if ext else []
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-days", "2", "-out", f"{name}.crt", *extra, cwd=folder)
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            f"{name}.crt",
+            *extra,
+            cwd=folder,
+        )
 
 
 def test_tls_with_ca_and_client_certificate(tmp_path, influxdb, influx_db):
     make_certificates(tmp_path)
-    tls = {"cafile": tmp_path / "ca.crt", "certfile": tmp_path / "broker.crt",
-           "keyfile": tmp_path / "broker.key", "require_certificate": True}
+    tls = {
+        "cafile": tmp_path / "ca.crt",
+        "certfile": tmp_path / "broker.crt",
+        "keyfile": tmp_path / "broker.key",
+        "require_certificate": True,
+    }
     with Mosquitto(tls=tls) as broker:
         config = gateway_config(broker.tls_port, influxdb.url, influx_db)
-        config["mqtt"].update({"host": "localhost",
-                               "tls": {"ca": "ca.crt", "cert": "client.crt", "key": "client.key"}})
-        with GatewayProcess(write_config(tmp_path / "outpost.yaml", config)), \
-                Device(broker.port) as device:  # devices use the plain listener here
+        config["mqtt"].update(
+            {
+                "host": "localhost",
+                "tls": {"ca": "ca.crt", "cert": "client.crt", "key": "client.key"},
+            }
+        )
+        with (
+            GatewayProcess(write_config(tmp_path / "outpost.yaml", config)),
+            Device(broker.port) as device,
+        ):  # devices use the plain listener here
             device.publish("sensors/gh-1/temperature", "21.5")
             influxdb.wait_for_count(influx_db, 1)

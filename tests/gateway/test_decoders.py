@@ -24,8 +24,17 @@ def decode(fmt: str, payload: bytes, fields=None, **options):
 
 @pytest.mark.parametrize(
     ("payload", "value"),
-    [(b"21.5", 21.5), (b"40", 40.0), (b"-3e2", -300.0), (b"true", True), (b"FALSE", False),
-     (b'"on"', "on"), (b"on", "on"), (b"  22 \n", 22.0), (b'"with \\"quotes\\""', 'with "quotes"')],
+    [
+        (b"21.5", 21.5),
+        (b"40", 40.0),
+        (b"-3e2", -300.0),
+        (b"true", True),
+        (b"FALSE", False),
+        (b'"on"', "on"),
+        (b"on", "on"),
+        (b"  22 \n", 22.0),
+        (b'"with \\"quotes\\""', 'with "quotes"'),
+    ],
 )
 def test_value_payloads(payload, value):
     [reading] = decode("value", payload)
@@ -35,9 +44,16 @@ def test_value_payloads(payload, value):
 
 @pytest.mark.parametrize(
     ("payload", "reason"),
-    [(b"", "empty_payload"), (b"nan", "non_finite"), (b"inf", "non_finite"),
-     (b"-Infinity", "non_finite"), (b"1e999", "non_finite"), (b"\xff", "bad_utf8"),
-     (b'"open', "bad_value"), (b"a\nb", "bad_value")],
+    [
+        (b"", "empty_payload"),
+        (b"nan", "non_finite"),
+        (b"inf", "non_finite"),
+        (b"-Infinity", "non_finite"),
+        (b"1e999", "non_finite"),
+        (b"\xff", "bad_utf8"),
+        (b'"open', "bad_value"),
+        (b"a\nb", "bad_value"),
+    ],
 )
 def test_value_refusals(payload, reason):
     with pytest.raises(DecodeError) as info:
@@ -46,21 +62,37 @@ def test_value_refusals(payload, reason):
 
 
 def test_json_flattens_nested_objects_and_lists_and_reads_time():
-    readings = decode("json", b'{"t": 21, "env": {"co2": 415, "voc": {"idx": 3}}, '
-                      b'"cells": [3.3, 3.4], "ok": true, "mode": "eco", "gone": null, '
-                      b'"ts": "2026-11-27T05:04:01.250Z"}', time_field="ts")
+    readings = decode(
+        "json",
+        b'{"t": 21, "env": {"co2": 415, "voc": {"idx": 3}}, '
+        b'"cells": [3.3, 3.4], "ok": true, "mode": "eco", "gone": null, '
+        b'"ts": "2026-11-27T05:04:01.250Z"}',
+        time_field="ts",
+    )
     assert {(r.metric, r.value) for r in readings} == {
-        ("t", 21.0), ("env_co2", 415.0), ("env_voc_idx", 3.0), ("cells_0", 3.3),
-        ("cells_1", 3.4), ("ok", True), ("mode", "eco")}
+        ("t", 21.0),
+        ("env_co2", 415.0),
+        ("env_voc_idx", 3.0),
+        ("cells_0", 3.3),
+        ("cells_1", 3.4),
+        ("ok", True),
+        ("mode", "eco"),
+    }
     assert {r.ts for r in readings} == {1_795_755_841_250_000_000}
 
 
 @pytest.mark.parametrize(
     ("raw", "ns"),
-    [(1795755841, 1795755841 * 10**9), (1795755841.5, 1795755841_500_000_000),
-     (1795755841123, 1795755841_123_000_000), (1795755841123456, 1795755841_123_456_000),
-     (1795755841123456789, 1795755841_123_456_789), ("2026-11-27T05:04:01Z", 1795755841 * 10**9),
-     ("2026-11-27T06:04:01+01:00", 1795755841 * 10**9), ("1795755841", 1795755841 * 10**9)],
+    [
+        (1795755841, 1795755841 * 10**9),
+        (1795755841.5, 1795755841_500_000_000),
+        (1795755841123, 1795755841_123_000_000),
+        (1795755841123456, 1795755841_123_456_000),
+        (1795755841123456789, 1795755841_123_456_789),
+        ("2026-11-27T05:04:01Z", 1795755841 * 10**9),
+        ("2026-11-27T06:04:01+01:00", 1795755841 * 10**9),
+        ("1795755841", 1795755841 * 10**9),
+    ],
 )
 def test_time_field_units(raw, ns):
     assert parse_time(raw) == ns
@@ -88,10 +120,17 @@ def test_json_device_from_payload_refuses_topic_characters():
 
 @pytest.mark.parametrize(
     ("payload", "reason"),
-    [(b"[1, 2]", "bad_json"), (b"{}", "no_values"), (b'{"a": NaN}', "non_finite"),
-     (b'{"a": Infinity}', "non_finite"), (b'{"a": 1e400}', "non_finite"),
-     (b"[" * 5000 + b"]" * 5000, "too_deep"), (b'{"a": ' + b"1" * 5000 + b"}", "bad_json"),
-     (b'{"a": ' + b"1" * 400 + b"}", "non_finite"), (b"\xfe\xff{}", "bad_utf8")],
+    [
+        (b"[1, 2]", "bad_json"),
+        (b"{}", "no_values"),
+        (b'{"a": NaN}', "non_finite"),
+        (b'{"a": Infinity}', "non_finite"),
+        (b'{"a": 1e400}', "non_finite"),
+        (b"[" * 5000 + b"]" * 5000, "too_deep"),
+        (b'{"a": ' + b"1" * 5000 + b"}", "bad_json"),
+        (b'{"a": ' + b"1" * 400 + b"}", "non_finite"),
+        (b"\xfe\xff{}", "bad_utf8"),
+    ],
 )
 def test_json_refusals(payload, reason):
     with pytest.raises(DecodeError) as info:
@@ -100,9 +139,13 @@ def test_json_refusals(payload, reason):
 
 
 def test_line_protocol_fields_become_metrics():
-    readings = decode("influx", b"# comment\n"
-                      b"climate,device=gh-1,zone=north temperature=21.5,n=3i,on=t,s=\"x y\" 17\n"
-                      b"power value=5\n", fields={"device": "meter"})
+    readings = decode(
+        "influx",
+        b"# comment\n"
+        b'climate,device=gh-1,zone=north temperature=21.5,n=3i,on=t,s="x y" 17\n'
+        b"power value=5\n",
+        fields={"device": "meter"},
+    )
     got = [(r.device, r.metric, r.value, r.ts, dict(r.tags)) for r in readings]
     assert got == [
         ("gh-1", "climate_temperature", 21.5, 17, {"zone": "north"}),
@@ -115,8 +158,14 @@ def test_line_protocol_fields_become_metrics():
 
 @pytest.mark.parametrize(
     ("payload", "reason"),
-    [(b"m", "bad_line_protocol"), (b"m v=", "bad_line_protocol"), (b'm v="open', "bad_line_protocol"),
-     (b"m v=1 soon", "bad_timestamp"), (b"m v=nan", "non_finite"), (b"m v=abc", "bad_line_protocol")],
+    [
+        (b"m", "bad_line_protocol"),
+        (b"m v=", "bad_line_protocol"),
+        (b'm v="open', "bad_line_protocol"),
+        (b"m v=1 soon", "bad_timestamp"),
+        (b"m v=nan", "non_finite"),
+        (b"m v=abc", "bad_line_protocol"),
+    ],
 )
 def test_line_protocol_refusals(payload, reason):
     with pytest.raises(DecodeError) as info:
@@ -125,9 +174,13 @@ def test_line_protocol_refusals(payload, reason):
 
 
 names = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=20).filter(
-    lambda s: not s.endswith("\\") and not s.startswith("#") and s.strip() == s and s)
-values = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.booleans(),
-                   st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=20))
+    lambda s: not s.endswith("\\") and not s.startswith("#") and s.strip() == s and s
+)
+values = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=20),
+)
 
 
 @settings(max_examples=300)

@@ -30,17 +30,32 @@ def test_readings_reach_the_v2_write_api_with_values_tags_and_milliseconds(
     (tmp_path / "influx.token").write_text("test-token\n")
     config = {
         "mqtt": {"host": "127.0.0.1", "port": mosquitto.port, "client_id": f"gw-{site}"},
-        "influx": {"url": victoria_metrics.url, "org": "home", "bucket": "sensors",
-                   "token_file": "influx.token", "flush_interval": "200ms"},
-        "inputs": [{"topic": "sensors/{device}", "format": "json", "time_field": "ts",
-                    "tags": {"site": site}}],
+        "influx": {
+            "url": victoria_metrics.url,
+            "org": "home",
+            "bucket": "sensors",
+            "token_file": "influx.token",
+            "flush_interval": "200ms",
+        },
+        "inputs": [
+            {
+                "topic": "sensors/{device}",
+                "format": "json",
+                "time_field": "ts",
+                "tags": {"site": site},
+            }
+        ],
         "http": {"listen": f"127.0.0.1:{free_port()}"},
     }
-    with GatewayProcess(write_config(tmp_path / "outpost.yaml", config)), \
-            Device(mosquitto.port) as device:
+    with (
+        GatewayProcess(write_config(tmp_path / "outpost.yaml", config)),
+        Device(mosquitto.port) as device,
+    ):
         for i in range(5):
-            device.publish("sensors/gh 1", json.dumps(
-                {"temperature": 20.5 + i, "ts": 1795755841123 + i * 1000}))
+            device.publish(
+                "sensors/gh 1",
+                json.dumps({"temperature": 20.5 + i, "ts": 1795755841123 + i * 1000}),
+            )
         series = wait_series(victoria_metrics, f'{{site="{site}"}}', 5)
     [s] = series
     assert s["metric"] == {"__name__": "temperature_value", "device": "gh 1", "site": site}

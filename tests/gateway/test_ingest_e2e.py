@@ -15,24 +15,32 @@ def test_every_format_lands_with_measurement_tags_field_type_and_time(
     tmp_path, mosquitto, influxdb, influx_db
 ):
     config = gateway_config(
-        mosquitto.port, influxdb.url, influx_db,
+        mosquitto.port,
+        influxdb.url,
+        influx_db,
         inputs=[
             {"topic": "sensors/{device}/{metric}", "format": "value", "tags": {"site": "bench"}},
             {"topic": "sensors/{device}", "format": "json", "time_field": "ts"},
             {"topic": "telegraf/{device}", "format": "influx"},
         ],
     )
-    with GatewayProcess(write_config(tmp_path / "outpost.yaml", config)), \
-            Device(mosquitto.port) as device:
+    with (
+        GatewayProcess(write_config(tmp_path / "outpost.yaml", config)),
+        Device(mosquitto.port) as device,
+    ):
         before = time.time_ns()
         device.publish("sensors/gh-1/temperature", "21.5")
         device.publish("sensors/gh-1/door", "true")
         device.publish("sensors/gh-1/mode", '"auto"')
         device.publish("sensors/gh-1/fan", "40")
-        device.publish("sensors/gh-2", json.dumps(
-            {"temperature": 19.25, "humidity": 40, "env": {"co2": 415}, "ts": JSON_TS}))
-        device.publish("telegraf/gh-3", "climate,zone=north temperature=20.5,count=3i "
-                       f"{JSON_TS * 10**9 + 123456789}")
+        device.publish(
+            "sensors/gh-2",
+            json.dumps({"temperature": 19.25, "humidity": 40, "env": {"co2": 415}, "ts": JSON_TS}),
+        )
+        device.publish(
+            "telegraf/gh-3",
+            f"climate,zone=north temperature=20.5,count=3i {JSON_TS * 10**9 + 123456789}",
+        )
         rows = influxdb.wait_for_count(influx_db, 9, timeout=15)
         after = time.time_ns()
 
@@ -59,8 +67,10 @@ def test_every_format_lands_with_measurement_tags_field_type_and_time(
 def test_same_reading_twice_is_one_point(tmp_path, mosquitto, influxdb, influx_db):
     config = gateway_config(mosquitto.port, influxdb.url, influx_db)
     payload = json.dumps({"temperature": 21.5, "ts": JSON_TS})
-    with GatewayProcess(write_config(tmp_path / "outpost.yaml", config)), \
-            Device(mosquitto.port) as device:
+    with (
+        GatewayProcess(write_config(tmp_path / "outpost.yaml", config)),
+        Device(mosquitto.port) as device,
+    ):
         device.publish("sensors/gh-1", payload)
         device.publish("sensors/gh-1", payload)
         device.publish("sensors/gh-1/marker", "1")
@@ -72,7 +82,9 @@ def test_bad_input_is_dead_lettered_with_reason_and_gateway_keeps_going(
     tmp_path, mosquitto, influxdb, influx_db
 ):
     config = gateway_config(
-        mosquitto.port, influxdb.url, influx_db,
+        mosquitto.port,
+        influxdb.url,
+        influx_db,
         inputs=[
             {"topic": "sensors/{device}/{metric}", "format": "value"},
             {"topic": "sensors/{device}", "format": "json", "time_field": "ts"},
@@ -92,8 +104,10 @@ def test_bad_input_is_dead_lettered_with_reason_and_gateway_keeps_going(
         ("sensors/gh-1", b'{"x": 1}' + b" " * 70000, "too_large"),
         ("sensors/gh-1", b'{"temperature": 20, "ts": "yesterday"}', "bad_timestamp"),
     ]
-    with GatewayProcess(write_config(tmp_path / "outpost.yaml", config)) as gateway, \
-            Device(mosquitto.port, subscribe=["outpost/deadletter"]) as device:
+    with (
+        GatewayProcess(write_config(tmp_path / "outpost.yaml", config)) as gateway,
+        Device(mosquitto.port, subscribe=["outpost/deadletter"]) as device,
+    ):
         for topic, payload, _ in bad:
             device.publish(topic, payload)
             device.publish("sensors/gh-1/ok", "1")  # valid readings in between all land
@@ -118,10 +132,13 @@ def test_point_influxdb_refuses_is_dead_lettered_alone(tmp_path, mosquitto, infl
     # (field types are fixed per shard, so the old point is written at the current time).
     influxdb.create_database(influx_db)
     influxdb.write(influx_db, f'temperature,device=legacy value="warm" {time.time_ns()}')
-    config = gateway_config(mosquitto.port, influxdb.url, influx_db,
-                            influx={"flush_interval": "2s"})
-    with GatewayProcess(write_config(tmp_path / "outpost.yaml", config)), \
-            Device(mosquitto.port, subscribe=["outpost/deadletter"]) as device:
+    config = gateway_config(
+        mosquitto.port, influxdb.url, influx_db, influx={"flush_interval": "2s"}
+    )
+    with (
+        GatewayProcess(write_config(tmp_path / "outpost.yaml", config)),
+        Device(mosquitto.port, subscribe=["outpost/deadletter"]) as device,
+    ):
         for i in range(20):
             device.publish(f"sensors/gh-{i}/humidity", str(40 + i))
             if i == 10:
@@ -136,9 +153,13 @@ def test_point_influxdb_refuses_is_dead_lettered_alone(tmp_path, mosquitto, infl
 
 def test_sigterm_flushes_pending_batch(tmp_path, mosquitto, influxdb, influx_db):
     # A long flush interval and a large batch: only the shutdown flush can write these.
-    config = gateway_config(mosquitto.port, influxdb.url, influx_db,
-                            influx={"flush_interval": "1h", "batch_size": 100000},
-                            inputs=[{"topic": "sensors/{device}/{metric}", "qos": 0}])
+    config = gateway_config(
+        mosquitto.port,
+        influxdb.url,
+        influx_db,
+        influx={"flush_interval": "1h", "batch_size": 100000},
+        inputs=[{"topic": "sensors/{device}/{metric}", "qos": 0}],
+    )
     gateway = GatewayProcess(write_config(tmp_path / "outpost.yaml", config)).start()
     with Device(mosquitto.port) as device:
         for i in range(500):
@@ -182,11 +203,17 @@ def test_qos1_message_is_acknowledged_only_after_influxdb_stored_it(
 def test_a_few_qos0_readings_are_written_within_flush_interval(
     tmp_path, mosquitto, influxdb, influx_db
 ):
-    config = gateway_config(mosquitto.port, influxdb.url, influx_db,
-                            influx={"flush_interval": "500ms"},
-                            inputs=[{"topic": "sensors/{device}/{metric}", "qos": 0}])
-    with GatewayProcess(write_config(tmp_path / "outpost.yaml", config)), \
-            Device(mosquitto.port) as device:
+    config = gateway_config(
+        mosquitto.port,
+        influxdb.url,
+        influx_db,
+        influx={"flush_interval": "500ms"},
+        inputs=[{"topic": "sensors/{device}/{metric}", "qos": 0}],
+    )
+    with (
+        GatewayProcess(write_config(tmp_path / "outpost.yaml", config)),
+        Device(mosquitto.port) as device,
+    ):
         device.publish("sensors/gh-1/temperature", "21.5", qos=0)
         rows = influxdb.wait_for_count(influx_db, 1, timeout=5)
     assert rows[0]["fields"] == {"value": 21.5}

@@ -11,12 +11,26 @@ from tests.gateway.harness import Device, write_config
 
 
 def test_record_writes_decoded_readings_as_json_lines(tmp_path, mosquitto):
-    config = write_config(tmp_path / "outpost.yaml",
-                          {"mqtt": {"host": "127.0.0.1", "port": mosquitto.port}})
+    config = write_config(
+        tmp_path / "outpost.yaml", {"mqtt": {"host": "127.0.0.1", "port": mosquitto.port}}
+    )
     out = tmp_path / "readings.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "record", "-c", str(config),
-                             "--output", str(out), "--duration", "4s"],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "record",
+            "-c",
+            str(config),
+            "--output",
+            str(out),
+            "--duration",
+            "4s",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(1.5)
     with Device(mosquitto.port) as device:
         device.publish("sensors/gh-1/temperature", "21.5")
@@ -26,6 +40,8 @@ def test_record_writes_decoded_readings_as_json_lines(tmp_path, mosquitto):
     assert proc.returncode == 0, err
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["device"], r["metric"], r["value"]) for r in lines] == [
-        ("gh-1", "temperature", 21.5), ("gh-2", "humidity", 40.0)]
+        ("gh-1", "temperature", 21.5),
+        ("gh-2", "humidity", 40.0),
+    ]
     assert lines[1]["ts"] == 1795755841 * 10**9 and lines[1]["tags"] == {}
     assert "recorded 2 readings (1 messages skipped)" in err

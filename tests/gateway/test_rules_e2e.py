@@ -44,7 +44,9 @@ def rules_config(tmp_path, mosquitto, influxdb, influx_db):
     (tmp_path / "rules.d").mkdir()
     (tmp_path / "rules.d" / "greenhouse.yaml").write_text(HOT_RULE)
     config = gateway_config(
-        mosquitto.port, influxdb.url, influx_db,
+        mosquitto.port,
+        influxdb.url,
+        influx_db,
         rules=["rules.d/*.yaml"],
         devices={"fan-1": {"commands": {"speed": {"type": "int", "min": 0, "max": 100}}}},
     )
@@ -54,8 +56,10 @@ def rules_config(tmp_path, mosquitto, influxdb, influx_db):
 def test_threshold_alert_goes_pending_firing_resolved_and_commands_the_fan(
     rules_config, mosquitto, influxdb, influx_db
 ):
-    with GatewayProcess(rules_config), \
-            Device(mosquitto.port, subscribe=["outpost/alerts/#", "devices/+/set"]) as device:
+    with (
+        GatewayProcess(rules_config),
+        Device(mosquitto.port, subscribe=["outpost/alerts/#", "devices/+/set"]) as device,
+    ):
         device.publish("sensors/gh-1/temperature", "25")
         sent_hot = time.time()
         device.publish("sensors/gh-1/temperature", "31.5")
@@ -68,7 +72,12 @@ def test_threshold_alert_goes_pending_firing_resolved_and_commands_the_fan(
     assert pending.topic == "outpost/alerts/hot/gh-1"
     p = json.loads(pending.payload)
     assert (p["rule"], p["device"], p["state"], p["severity"], p["value"]) == (
-        "hot", "gh-1", "pending", "warning", 31.5)
+        "hot",
+        "gh-1",
+        "pending",
+        "warning",
+        31.5,
+    )
     assert p["message"] == "gh-1 is 31.5 °C" and p["fired_at"] is None and p["trace_id"]
     assert abs(ms(p["active_at"]) - sent_hot) < 1.0 and p["at"] == p["active_at"]
     f = json.loads(firing.payload)
@@ -85,11 +94,10 @@ def test_threshold_alert_goes_pending_firing_resolved_and_commands_the_fan(
     assert [row["tags"]["state"] for row in rows] == ["pending", "firing", "resolved"]
 
 
-def test_pending_alert_survives_a_restart_without_being_announced_again(
-    rules_config, mosquitto
-):
+def test_pending_alert_survives_a_restart_without_being_announced_again(rules_config, mosquitto):
     (rules_config.parent / "rules.d" / "greenhouse.yaml").write_text(
-        HOT_RULE.replace("for: 1s", "for: 4s"))
+        HOT_RULE.replace("for: 1s", "for: 4s")
+    )
     with Device(mosquitto.port, subscribe=["outpost/alerts/#"]) as device:
         first = GatewayProcess(rules_config).start()
         device.publish("sensors/gh-1/temperature", "31")
@@ -110,10 +118,12 @@ def test_hot_reload_keeps_state_of_unchanged_rules_and_refuses_broken_files(
     rules_config, mosquitto
 ):
     rule_file = rules_config.parent / "rules.d" / "greenhouse.yaml"
-    with GatewayProcess(rules_config) as gateway, \
-            Device(mosquitto.port, subscribe=["outpost/alerts/#"]) as device:
+    with (
+        GatewayProcess(rules_config) as gateway,
+        Device(mosquitto.port, subscribe=["outpost/alerts/#"]) as device,
+    ):
         device.publish("sensors/gh-1/temperature", "31")
-        pending, firing = device.collect(2, timeout=10)
+        _pending, firing = device.collect(2, timeout=10)
         rule_file.write_text(HOT_RULE + EXTRA_RULE)
         gateway.proc.send_signal(signal.SIGHUP)
         gateway.wait_log("rules reloaded: 1 kept, 0 changed, 1 added")
@@ -130,8 +140,7 @@ def test_hot_reload_keeps_state_of_unchanged_rules_and_refuses_broken_files(
     assert json.loads(resolved.payload)["state"] == "resolved"
 
 
-def test_invalid_rule_file_stops_the_start_with_its_line(tmp_path, mosquitto, influxdb,
-                                                         influx_db):
+def test_invalid_rule_file_stops_the_start_with_its_line(tmp_path, mosquitto, influxdb, influx_db):
     (tmp_path / "bad.yaml").write_text("rules:\n  - name: x\n    when: value >> 3\n")
     config = gateway_config(mosquitto.port, influxdb.url, influx_db, rules=["bad.yaml"])
     gateway = GatewayProcess(write_config(tmp_path / "outpost.yaml", config))
@@ -146,10 +155,12 @@ def test_events_cli_shows_the_trail_of_one_reading(rules_config, mosquitto):
     import subprocess
     import sys
 
-    with GatewayProcess(rules_config), \
-            Device(mosquitto.port, subscribe=["outpost/alerts/#"]) as device:
+    with (
+        GatewayProcess(rules_config),
+        Device(mosquitto.port, subscribe=["outpost/alerts/#"]) as device,
+    ):
         device.publish("sensors/gh-1/temperature", "35")
-        pending, firing = device.collect(2, timeout=10)
+        _pending, firing = device.collect(2, timeout=10)
     trace = json.loads(firing.payload)["trace_id"]
     run = [sys.executable, "-m", "gateway", "events", "-c", str(rules_config)]
     text = subprocess.run([*run, "--trace", trace], capture_output=True, text=True, check=True)
@@ -157,8 +168,9 @@ def test_events_cli_shows_the_trail_of_one_reading(rules_config, mosquitto):
     assert len(lines) == 3, text.stdout
     assert "alert hot PENDING on gh-1: gh-1 is 35.0 °C" in lines[0]
     assert "alert hot FIRING on gh-1" in lines[1]
-    assert 'command ' in lines[2] and 'to fan-1: {"speed": 100} (rule hot)' in lines[2]
-    as_json = subprocess.run([*run, "--json", "--since", "1h"], capture_output=True, text=True,
-                             check=True)
+    assert "command " in lines[2] and 'to fan-1: {"speed": 100} (rule hot)' in lines[2]
+    as_json = subprocess.run(
+        [*run, "--json", "--since", "1h"], capture_output=True, text=True, check=True
+    )
     kinds = [json.loads(line)["kind"] for line in as_json.stdout.splitlines()]
     assert kinds == ["alert", "alert", "command"]

@@ -17,14 +17,21 @@ NOW = 1_795_755_841 * S
 
 def test_deadband_skips_small_changes_and_heartbeat_writes_anyway():
     band = Deadband(0.5, heartbeat=60)
-    kept = [band.keep(Reading("d", "t", v, NOW + i * S)) for i, v in
-            enumerate([20.0, 20.3, 20.5, 20.6, 21.2, 21.2])]
+    kept = [
+        band.keep(Reading("d", "t", v, NOW + i * S))
+        for i, v in enumerate([20.0, 20.3, 20.5, 20.6, 21.2, 21.2])
+    ]
     assert kept == [True, False, False, True, True, False]
     assert band.keep(Reading("d", "t", 21.2, NOW + 66 * S))  # 60 s after the last written
     assert band.keep(Reading("other", "t", 21.2, NOW))  # per series
     switch = Deadband(0, None)
     assert [switch.keep(Reading("d", "on", v, NOW)) for v in (True, True, False, "x", "x")] == [
-        True, False, True, True, False]
+        True,
+        False,
+        True,
+        True,
+        False,
+    ]
 
 
 def test_time_policy_restamps_tags_or_refuses():
@@ -40,16 +47,26 @@ def test_time_policy_restamps_tags_or_refuses():
     assert TimePolicy(300, None, "restamp").check(same, NOW)[0] is same  # no copy when fine
 
 
-def test_deadband_and_time_policy_in_the_running_gateway(tmp_path, mosquitto, influxdb,
-                                                         influx_db):
-    config = gateway_config(mosquitto.port, influxdb.url, influx_db, inputs=[
-        {"topic": "sensors/{device}/{metric}", "deadband": 0.5, "heartbeat": "1h"},
-        {"topic": "sensors/{device}", "format": "json", "time_field": "ts", "bad_time": "tag"},
-        {"topic": "strict/{device}", "format": "json", "time_field": "ts",
-         "bad_time": "deadletter"},
-    ])
-    with GatewayProcess(write_config(tmp_path / "outpost.yaml", config)), \
-            Device(mosquitto.port, subscribe=["outpost/deadletter"]) as device:
+def test_deadband_and_time_policy_in_the_running_gateway(tmp_path, mosquitto, influxdb, influx_db):
+    config = gateway_config(
+        mosquitto.port,
+        influxdb.url,
+        influx_db,
+        inputs=[
+            {"topic": "sensors/{device}/{metric}", "deadband": 0.5, "heartbeat": "1h"},
+            {"topic": "sensors/{device}", "format": "json", "time_field": "ts", "bad_time": "tag"},
+            {
+                "topic": "strict/{device}",
+                "format": "json",
+                "time_field": "ts",
+                "bad_time": "deadletter",
+            },
+        ],
+    )
+    with (
+        GatewayProcess(write_config(tmp_path / "outpost.yaml", config)),
+        Device(mosquitto.port, subscribe=["outpost/deadletter"]) as device,
+    ):
         for value in ("20.0", "20.2", "20.4", "21.0", "21.1"):
             device.publish("sensors/gh-1/temperature", value)
         in_a_year = int(time.time()) + 365 * 86400
@@ -70,10 +87,13 @@ def test_readings_wait_for_the_clock_and_get_their_true_arrival_time(
 ):
     # The gateway is told the clock is not valid until 3 s from now: as on a Pi before NTP.
     valid_after = datetime.fromtimestamp(int(time.time()) + 3, UTC)
-    config = gateway_config(mosquitto.port, influxdb.url, influx_db,
-                            clock={"valid_after": valid_after.isoformat()})
-    with GatewayProcess(write_config(tmp_path / "outpost.yaml", config)), \
-            Device(mosquitto.port) as device:
+    config = gateway_config(
+        mosquitto.port, influxdb.url, influx_db, clock={"valid_after": valid_after.isoformat()}
+    )
+    with (
+        GatewayProcess(write_config(tmp_path / "outpost.yaml", config)),
+        Device(mosquitto.port) as device,
+    ):
         sent = time.time_ns()
         device.publish("sensors/gh-1/temperature", "21.5")
         device.publish("sensors/gh-1", json.dumps({"humidity": 40, "ts": 1795755841}))

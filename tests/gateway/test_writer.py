@@ -88,7 +88,7 @@ async def test_full_batch_is_written_at_once_and_acks_keep_message_order():
 async def test_refused_point_is_isolated_and_dead_lettered_the_rest_written():
     sink = MemorySink()
     sink.refuse = {"m value=bad 7"}
-    writer, letters, acked, metrics = make(sink, batch_size=1000, flush_interval=0.01)
+    writer, letters, acked, _metrics = make(sink, batch_size=1000, flush_interval=0.01)
     for i in range(1000):
         writer.add("m value=bad 7" if i == 7 else f"m value={i} {i}", i, f"sensors/{i}")
     await run_until(writer, lambda: len(acked) == 1000)
@@ -102,8 +102,10 @@ async def test_refused_point_is_isolated_and_dead_lettered_the_rest_written():
 
 async def test_server_errors_keep_the_batch_and_retry_honouring_retry_after():
     sink = MemorySink()
-    sink.failures = [WriteError("throttled", "429", 429, retry_after=0.2),
-                     WriteError("connection", "refused")]
+    sink.failures = [
+        WriteError("throttled", "429", 429, retry_after=0.2),
+        WriteError("connection", "refused"),
+    ]
     writer, _, acked, metrics = make(sink)
     writer.add("m value=1 1", "a", "t")
     loop = asyncio.get_running_loop()
@@ -111,8 +113,11 @@ async def test_server_errors_keep_the_batch_and_retry_honouring_retry_after():
     await run_until(writer, lambda: acked == ["a"])
     assert loop.time() - started >= 0.2
     assert sink.written == [["m value=1 1"]]
-    samples = {s.labels["kind"]: s.value for s in metrics.influx_errors.collect()[0].samples
-               if s.name.endswith("_total")}
+    samples = {
+        s.labels["kind"]: s.value
+        for s in metrics.influx_errors.collect()[0].samples
+        if s.name.endswith("_total")
+    }
     assert samples == {"throttled": 1.0, "connection": 1.0}
 
 

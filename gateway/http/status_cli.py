@@ -1,0 +1,139 @@
+"""``outpost status``: a terminal summary of a running gateway, from its HTTP API.
+
+Finds the gateway like ``outpost command`` does (``http.listen`` and
+``http.token_file`` of ``-c FILE``), or at ``--url``. Exit codes: 0 the gateway
+answers and is healthy (broker connected, last InfluxDB write succeeded); 1 it
+answers but is degraded; 2 it cannot be reached or the config is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.config import load_config
+from rules.yamlsrc import SourceError
+
+
+class Unreachable(Exception):
+    pass
+
+
+def _base_url(listen: str) -> str:
+    host, _, port = listen.rpartition(":")
+    if host in ("0.0.0.0", "", "[::]", "::"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+def _get(base: str, path: str, token: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(base + path, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise Unreachable(f"{base}{path}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise Unreachable(f"cannot reach the gateway at {base}: {reason} "
+                          "(is `outpost run` running with this config?)") from None
+
+
+def _ago(iso: str | None, now: datetime) -> str:
+    if not iso:
+        return "never"
+    seconds = (now - datetime.fromisoformat(iso.replace("Z", "+00:00"))).total_seconds()
+    return _duration(max(0.0, seconds)) + " ago"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
+    return f"{seconds / 86400:.0f} d"
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return "—" if v is None else str(v)
+
+
+def render(base: str, status: dict[str, Any], devices: list[dict[str, Any]],
+           alerts: list[dict[str, Any]], commands: list[dict[str, Any]],
+           now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    lines = [f"Outpost {status['version']} at {base} — up {_duration(status['uptime_s'])}"]
+    mqtt = "connected" if status["mqtt_connected"] else "NOT CONNECTED"
+    influx = "up" if status["influx_up"] else "DOWN (no successful write yet, or failing)"
+    lines.append(f"  MQTT       {mqtt}")
+    lines.append(f"  InfluxDB   {influx}; {status['influx_buffered']} readings buffered")
+    outbox = status.get("outbox")
+    if outbox:
+        where = "IN MEMORY ONLY (disk full?)" if outbox["degraded"] else "on disk"
+        oldest = f", oldest {_duration(outbox['oldest_age_s'])}" if outbox["readings"] else ""
+        lines.append(f"  outbox     {outbox['readings']} readings {where}{oldest}")
+    lines.append(f"  readings   {status['readings']} since start, {status['series']} series, "
+                 f"{status['deadletters']} dead letters")
+    online = [d for d in devices if d["online"]]
+    lines.append(f"  devices    {len(online)}/{len(devices)} online")
+    for d in devices:
+        if not d["online"]:
+            lines.append(f"    offline  {d['device']}  last seen {_ago(d['last_seen'], now)}")
+    active = [a for a in alerts if a["state"] in ("firing", "pending")]
+    lines.append(f"  rules      {status['rules']} loaded; alerts {status['alerts_firing']} firing, "
+                 f"{status['alerts_pending']} pending")
+    for a in sorted(active, key=lambda a: (a["state"] != "firing", a["rule"], a["device"])):
+        since = a["fired_at"] or a["active_at"]
+        lines.append(f"    {a['state'].upper():<8} {a['severity'] or '-':<9} {a['rule']}  "
+                     f"{a['device']}  value {_value(a['value'])}  since {_ago(since, now)}")
+    for c in commands[:3]:
+        settings = " ".join(f"{k}={v}" for k, v in (c.get("set") or {}).items())
+        lines.append(f"  command    {c['device']} {settings}: {c['outcome']} "
+                     f"{_ago(c['outcome_at'] or c['at'], now)}")
+    return "\n".join(lines)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    token = None
+    if args.url:
+        base = args.url.rstrip("/")
+    else:
+        try:
+            loaded = load_config(args.config)
+        except SourceError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        base = _base_url(loaded.config.http.listen)
+        if loaded.config.http.token is not None:
+            token = loaded.config.http.token.get_secret_value()
+    try:
+        status = _get(base, "/api/v1/status", token)
+        devices = _get(base, "/api/v1/devices", token)["devices"]
+        alerts = _get(base, "/api/v1/alerts", token)["alerts"]
+        commands = _get(base, "/api/v1/commands?limit=3", token)["recent"]
+    except Unreachable as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"status": status, "devices": devices, "alerts": alerts,
+                          "commands": commands}, indent=2))
+    else:
+        print(render(base, status, devices, alerts, commands))
+    return 0 if status["mqtt_connected"] and status["influx_up"] else 1
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    status = sub.add_parser("status", parents=[common], help="summary of a running gateway")
+    status.add_argument("--url", help="the gateway's address (default: http.listen of -c)")
+    status.add_argument("--json", action="store_true", help="print the API answers as JSON")
+    status.set_defaults(func=_cmd_status)

@@ -1,0 +1,91 @@
+"""Logging for a terminal, for journald, or as JSON lines.
+
+``setup_logging(level, fmt)`` picks one of three layouts:
+
+- ``text`` on a terminal: ``2026-11-27 10:00:00,123 INFO    outpost.mqtt: connected …``
+- ``text`` under systemd (``JOURNAL_STREAM`` set, stderr is the journal): no
+  timestamp (journald adds its own) and a ``<N>`` syslog-priority prefix, which
+  journald turns into the entry's priority — ``journalctl -p warning -u outpost``
+  then shows warnings and errors only, and errors are highlighted.
+- ``json``: one JSON object a line (``ts``, ``level``, ``logger``, ``msg``, and
+  ``exc`` with the traceback), for log shippers; also prefixed under journald.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Literal
+
+__all__ = ["JsonFormatter", "setup_logging"]
+
+# syslog priorities (sd-daemon(3)): journald reads "<N>" at the start of each line.
+_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+             logging.CRITICAL: 2}
+
+
+def _priority(levelno: int) -> int:
+    for threshold in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO):
+        if levelno >= threshold:
+            return _PRIORITY[threshold]
+    return 7
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, journald: bool = False) -> None:
+        super().__init__()
+        self._journald = journald
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created, UTC)
+        entry = {"ts": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+                 "level": record.levelname.lower(), "logger": record.name,
+                 "msg": record.getMessage()}
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        text = json.dumps(entry, ensure_ascii=False)
+        return f"<{_priority(record.levelno)}>{text}" if self._journald else text
+
+
+class JournaldFormatter(logging.Formatter):
+    """``<N>logger: message``; a traceback stays in the same journal entry's lines."""
+
+    def __init__(self) -> None:
+        super().__init__("%(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in super().format(record).splitlines())
+
+
+def under_journald() -> bool:
+    """Whether stderr is connected to the journal (systemd sets ``JOURNAL_STREAM``)."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    if not stream:
+        return False
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return stream == f"{st.st_dev}:{st.st_ino}"
+
+
+def setup_logging(level: str, fmt: Literal["text", "json"] = "text") -> None:
+    """Configure the root logger once (replaces any handler set before)."""
+    journald = under_journald()
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(journald))
+    elif journald:
+        handler.setFormatter(JournaldFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
