@@ -26,9 +26,9 @@ def publish(port: int, count: int, devices: int, qos: int = 0) -> None:
         client.publish(topics[i % devices], f"{20 + (i % 1000) / 100:.2f}", qos=qos)
         if i % 500 == 0:
             # Keep paho's own queue short: memory, not the broker, would be measured.
-            while len(client._out_packet) > 2000:  # noqa: SLF001
+            while len(client._out_packet) > 2000:
                 time.sleep(0.0005)
-    while client._out_packet:  # noqa: SLF001
+    while client._out_packet:
         time.sleep(0.002)
     ended = time.time()
     client.disconnect()
@@ -53,8 +53,11 @@ def count(port: int, expected: int, topic: str) -> None:
         client.subscribe(topic, qos=0)
 
     # Same protocol version as the gateway's ingest client (MQTT 5).
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{time.time_ns()}",
-                         protocol=mqtt.MQTTv5)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"bench-sub-{time.time_ns()}",
+        protocol=mqtt.MQTTv5,
+    )
     client.on_message = on_message
     client.on_connect = on_connect
     client.connect("127.0.0.1", port)

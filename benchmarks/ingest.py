@@ -37,14 +37,27 @@ DEVICES = 100
 
 
 def _py(*args: str, **kw: object) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, *args], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, **kw)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        [sys.executable, *args], cwd=REPO, text=True, stdout=subprocess.PIPE, **kw
+    )  # type: ignore[call-overload]
 
 
 def publish(port: int, count: int) -> tuple[float, float]:
-    out = subprocess.run([sys.executable, "-m", "benchmarks._mqtt_load", "publish", str(port),
-                          str(count), str(DEVICES)], cwd=REPO, text=True, capture_output=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks._mqtt_load",
+            "publish",
+            str(port),
+            str(count),
+            str(DEVICES),
+        ],
+        cwd=REPO,
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.split()
     return float(out[0]), float(out[1])
 
 
@@ -64,8 +77,11 @@ def proc_stats(pid: int) -> tuple[float, int]:
     """(CPU seconds, peak RSS in KiB) of a process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    hwm = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-               if line.startswith("VmHWM:"))
+    hwm = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmHWM:")
+    )
     return cpu, hwm
 
 
@@ -78,8 +94,14 @@ def stored(influx: InfluxDB, db: str) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
-def end_to_end(broker: Mosquitto, influx: InfluxDB, count: int, workdir: Path,
-               round_no: int | str, extra: dict[str, object] | None = None) -> dict[str, float]:
+def end_to_end(
+    broker: Mosquitto,
+    influx: InfluxDB,
+    count: int,
+    workdir: Path,
+    round_no: int | str,
+    extra: dict[str, object] | None = None,
+) -> dict[str, float]:
     """Run ``outpost run`` (with ``extra`` config keys) and time ``count`` readings to influxd."""
     db = f"bench_{round_no}"
     config = {
@@ -95,8 +117,12 @@ def end_to_end(broker: Mosquitto, influx: InfluxDB, count: int, workdir: Path,
     path = workdir / f"gw-{round_no}.yaml"
     path.write_text(yaml.safe_dump(config))
     log = open(workdir / f"gw-{round_no}.log", "w")  # noqa: SIM115
-    gw = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(path)], cwd=REPO,
-                          stdout=log, stderr=subprocess.STDOUT)
+    gw = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "-c", str(path)],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         time.sleep(1.5)  # connect and subscribe
         cpu0, _ = proc_stats(gw.pid)
@@ -114,8 +140,11 @@ def end_to_end(broker: Mosquitto, influx: InfluxDB, count: int, workdir: Path,
         log.close()
     if n != count:
         raise SystemExit(f"end to end: {n} of {count} readings stored (see {log.name})")
-    return {"rate": count / (finished - started), "cpu_per_10k": (cpu1 - cpu0) / count * 10_000,
-            "rss_mb": hwm / 1024}
+    return {
+        "rate": count / (finished - started),
+        "cpu_per_10k": (cpu1 - cpu0) / count * 10_000,
+        "rss_mb": hwm / 1024,
+    }
 
 
 def main() -> None:
@@ -125,14 +154,19 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="outpost-bench-"))
     # The broker queues everything for a slow subscriber instead of dropping QoS 0.
-    with Mosquitto(max_queued_messages=0, extra_config=["max_queued_bytes 0"]) as broker, \
-            InfluxDB() as influx:
+    with (
+        Mosquitto(max_queued_messages=0, extra_config=["max_queued_bytes 0"]) as broker,
+        InfluxDB() as influx,
+    ):
         raws, e2es = [], []
         for r in range(args.rounds):
             raws.append(raw_ceiling(broker.port, args.count))
             e2es.append(end_to_end(broker, influx, args.count, workdir, r))
-            print(f"round {r + 1}: raw {raws[-1]:,.0f}/s, gateway {e2es[-1]['rate']:,.0f}/s "
-                  f"({e2es[-1]['rate'] / raws[-1]:.2f})", file=sys.stderr)
+            print(
+                f"round {r + 1}: raw {raws[-1]:,.0f}/s, gateway {e2es[-1]['rate']:,.0f}/s "
+                f"({e2es[-1]['rate'] / raws[-1]:.2f})",
+                file=sys.stderr,
+            )
     raw = statistics.median(raws)
     rate = statistics.median(e["rate"] for e in e2es)
     ratios = [e["rate"] / a for e, a in zip(e2es, raws, strict=True)]
@@ -140,10 +174,14 @@ def main() -> None:
     print("|---|---|")
     print(f"| (a) raw paho subscriber ceiling, median of {args.rounds} | {raw:,.0f} msg/s |")
     print(f"| (b) gateway end to end (publish → stored in influxd) | {rate:,.0f} readings/s |")
-    print(f"| ratio (b)/(a), per round | {', '.join(f'{x:.2f}' for x in ratios)} "
-          f"(median {statistics.median(ratios):.2f}) |")
-    print(f"| gateway CPU per 10k readings | "
-          f"{statistics.median(e['cpu_per_10k'] for e in e2es):.2f} s |")
+    print(
+        f"| ratio (b)/(a), per round | {', '.join(f'{x:.2f}' for x in ratios)} "
+        f"(median {statistics.median(ratios):.2f}) |"
+    )
+    print(
+        f"| gateway CPU per 10k readings | "
+        f"{statistics.median(e['cpu_per_10k'] for e in e2es):.2f} s |"
+    )
     print(f"| gateway peak RSS | {max(e['rss_mb'] for e in e2es):.0f} MiB |")
     print("| readings lost | 0 (every run stored all of them) |")
 

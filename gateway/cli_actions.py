@@ -22,8 +22,9 @@ class ApiError(Exception):
     pass
 
 
-def api_call(loaded: LoadedConfig, method: str, path: str,
-             body: dict[str, Any] | None = None) -> tuple[int, Any]:
+def api_call(
+    loaded: LoadedConfig, method: str, path: str, body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
     http = loaded.config.http
     host, _, port = http.listen.rpartition(":")
     if host in ("0.0.0.0", "", "[::]", "::"):
@@ -44,8 +45,10 @@ def api_call(loaded: LoadedConfig, method: str, path: str,
             return exc.code, {"error": exc.reason}
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ApiError(f"cannot reach the gateway at {url}: {reason} (is `outpost run` "
-                       "running with this config?)") from None
+        raise ApiError(
+            f"cannot reach the gateway at {url}: {reason} (is `outpost run` "
+            "running with this config?)"
+        ) from None
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
@@ -74,8 +77,9 @@ def _cmd_command(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = dict(parse_setting(s) for s in args.settings)
-        status, answer = api_call(loaded, "POST", "/api/v1/commands",
-                                  {"device": args.device, "set": settings})
+        status, answer = api_call(
+            loaded, "POST", "/api/v1/commands", {"device": args.device, "set": settings}
+        )
     except (ValueError, ApiError) as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -92,9 +96,18 @@ def _cmd_silence(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.silence_verb == "add":
-            status, answer = api_call(loaded, "POST", "/api/v1/silences", {
-                "rule": args.rule, "device": args.device, "for": args.duration,
-                "comment": args.comment, "created_by": "cli"})
+            status, answer = api_call(
+                loaded,
+                "POST",
+                "/api/v1/silences",
+                {
+                    "rule": args.rule,
+                    "device": args.device,
+                    "for": args.duration,
+                    "comment": args.comment,
+                    "created_by": "cli",
+                },
+            )
         elif args.silence_verb == "remove":
             status, answer = api_call(loaded, "DELETE", f"/api/v1/silences/{args.id}")
         else:
@@ -106,30 +119,41 @@ def _cmd_silence(args: argparse.Namespace) -> int:
         print(f"error: {answer.get('error')}", file=sys.stderr)
         return 1
     if args.silence_verb == "add":
-        print(f"silence {answer['id']}: rule {answer['rule']} device {answer['device']} "
-              f"until {answer['ends_at']}")
+        print(
+            f"silence {answer['id']}: rule {answer['rule']} device {answer['device']} "
+            f"until {answer['ends_at']}"
+        )
     elif args.silence_verb == "remove":
         print(f"removed silence {answer['removed']}")
     else:
         for s in answer["silences"]:
             note = f"  ({s['comment']})" if s["comment"] else ""
-            print(f"{s['id']:>4}  rule {s['rule']}  device {s['device']}  until {s['ends_at']}"
-                  f"{note}")
+            print(
+                f"{s['id']:>4}  rule {s['rule']}  device {s['device']}  until {s['ends_at']}{note}"
+            )
         if not answer["silences"]:
             print("no active silences")
     return 0
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    command = sub.add_parser("command", parents=[common],
-                             help="send a command to a device by hand (same checks as rules)")
+    command = sub.add_parser(
+        "command",
+        parents=[common],
+        help="send a command to a device by hand (same checks as rules)",
+    )
     command.add_argument("device", help="a device listed under devices: in the config")
-    command.add_argument("settings", nargs="+", metavar="KEY=VALUE",
-                         help="e.g. speed=100 mode=auto (values as JSON, else text)")
+    command.add_argument(
+        "settings",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="e.g. speed=100 mode=auto (values as JSON, else text)",
+    )
     command.set_defaults(func=_cmd_command)
 
-    silence = sub.add_parser("silence", parents=[common],
-                             help="mute notifications for a rule or device for a while")
+    silence = sub.add_parser(
+        "silence", parents=[common], help="mute notifications for a rule or device for a while"
+    )
     verbs = silence.add_subparsers(dest="silence_verb", metavar="VERB", required=True)
     add = verbs.add_parser("add", parents=[common], help="add a silence")
     add.add_argument("--rule", default="*", help="rule name or glob (default: every rule)")

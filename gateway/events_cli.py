@@ -25,8 +25,10 @@ def describe(entry: Entry) -> str:
         if p.get("message"):
             text += f": {p['message']}"
     elif entry.kind == "command":
-        text = f"command {p.get('id')} to {entry.device}: {json.dumps(p.get('set'))} " \
-               f"(rule {p.get('rule')})"
+        text = (
+            f"command {p.get('id')} to {entry.device}: {json.dumps(p.get('set'))} "
+            f"(rule {p.get('rule')})"
+        )
     elif entry.kind == "command_refused":
         text = f"command REFUSED for {p.get('target')}: {p.get('detail')} (rule {p.get('rule')})"
     else:
@@ -36,8 +38,15 @@ def describe(entry: Entry) -> str:
 
 
 def as_json(entry: Entry) -> dict[str, Any]:
-    return {"id": entry.id, "at": rfc3339(entry.ts), "kind": entry.kind, "rule": entry.rule,
-            "device": entry.device, "trace_id": entry.trace_id, "event": entry.payload}
+    return {
+        "id": entry.id,
+        "at": rfc3339(entry.ts),
+        "kind": entry.kind,
+        "rule": entry.rule,
+        "device": entry.device,
+        "trace_id": entry.trace_id,
+        "event": entry.payload,
+    }
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -61,14 +70,12 @@ def _cmd_events(args: argparse.Namespace) -> int:
         return 2
     state_dir = Path(loaded.config.state_dir)
     if not (state_dir / FILE_NAME).exists():
-        print(f"no journal in {state_dir} (has the gateway run with this config?)",
-              file=sys.stderr)
+        print(f"no journal in {state_dir} (has the gateway run with this config?)", file=sys.stderr)
         return 1
     journal = Journal(state_dir, readonly=True)
     try:
         for entry in journal.entries(since_ns=since, trace_id=args.trace, limit=args.limit):
-            print(json.dumps(as_json(entry), ensure_ascii=False) if args.json
-                  else describe(entry))
+            print(json.dumps(as_json(entry), ensure_ascii=False) if args.json else describe(entry))
     finally:
         journal.close()
     return 0

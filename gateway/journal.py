@@ -67,8 +67,9 @@ class Entry:
 
 
 class Journal:
-    def __init__(self, state_dir: str | Path, *, retention: float = 30 * 86400,
-                 readonly: bool = False) -> None:
+    def __init__(
+        self, state_dir: str | Path, *, retention: float = 30 * 86400, readonly: bool = False
+    ) -> None:
         self.path = Path(state_dir) / FILE_NAME
         self.retention = retention
         if readonly:
@@ -95,8 +96,9 @@ class Journal:
 
     def mark_alive(self, now: int | None = None) -> None:
         """Note that the gateway was running (and hearing) at ``now``."""
-        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('alive', ?)",
-                         (now or time.time_ns(),))
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('alive', ?)", (now or time.time_ns(),)
+        )
         self._db.commit()
 
     def last_alive(self) -> int | None:
@@ -106,15 +108,29 @@ class Journal:
 
     # writing -----------------------------------------------------------------
 
-    def append(self, kind: str, payload: dict[str, Any], *, rule: str | None = None,
-               device: str | None = None, trace_id: str | None = None,
-               state: dict[str, Any] | None = None, ts: int | None = None) -> None:
+    def append(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        rule: str | None = None,
+        device: str | None = None,
+        trace_id: str | None = None,
+        state: dict[str, Any] | None = None,
+        ts: int | None = None,
+    ) -> None:
         self._db.execute(
             "INSERT INTO journal (ts, kind, rule, device, trace_id, payload, state) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (ts or time.time_ns(), kind, rule, device, trace_id or None,
-             json.dumps(payload, ensure_ascii=False),
-             None if state is None else json.dumps(state, ensure_ascii=False)),
+            (
+                ts or time.time_ns(),
+                kind,
+                rule,
+                device,
+                trace_id or None,
+                json.dumps(payload, ensure_ascii=False),
+                None if state is None else json.dumps(state, ensure_ascii=False),
+            ),
         )
         self._db.commit()
 
@@ -126,15 +142,29 @@ class Journal:
         for alert in alerts:
             state = alert.to_dict()
             if latest.get((alert.rule, alert.device)) != state:
-                rows.append((now, "checkpoint", alert.rule, alert.device, None, "{}",
-                             json.dumps(state, ensure_ascii=False)))
+                rows.append(
+                    (
+                        now,
+                        "checkpoint",
+                        alert.rule,
+                        alert.device,
+                        None,
+                        "{}",
+                        json.dumps(state, ensure_ascii=False),
+                    )
+                )
         self._db.executemany(
             "INSERT INTO journal (ts, kind, rule, device, trace_id, payload, state) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         self._db.executemany(
             "INSERT OR REPLACE INTO series (device, metric, ts, value, tags) VALUES (?,?,?,?,?)",
-            [(s.device, s.metric, s.ts, json.dumps(s.value), json.dumps(dict(s.tags)))
-             for s in series])
+            [
+                (s.device, s.metric, s.ts, json.dumps(s.value), json.dumps(dict(s.tags)))
+                for s in series
+            ],
+        )
         self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('alive', ?)", (now,))
         self._db.commit()
 
@@ -144,7 +174,8 @@ class Journal:
         cursor = self._db.execute(
             "DELETE FROM journal WHERE ts < ? AND id NOT IN ("
             " SELECT max(id) FROM journal WHERE state IS NOT NULL GROUP BY rule, device)",
-            (cutoff,))
+            (cutoff,),
+        )
         self._db.commit()
         return cursor.rowcount
 
@@ -155,16 +186,23 @@ class Journal:
         rows = self._db.execute(
             "SELECT state FROM journal WHERE id IN ("
             " SELECT max(id) FROM journal WHERE state IS NOT NULL GROUP BY rule, device)"
-            " ORDER BY id")
+            " ORDER BY id"
+        )
         return [StoredAlert.from_dict(json.loads(state)) for (state,) in rows]
 
     def series(self) -> list[StoredSeries]:
         rows = self._db.execute("SELECT device, metric, ts, value, tags FROM series")
         return [StoredSeries(d, m, ts, json.loads(v), json.loads(t)) for d, m, ts, v, t in rows]
 
-    def entries(self, *, since_ns: int | None = None, trace_id: str | None = None,
-                limit: int | None = None, kinds: tuple[str, ...] = (),
-                rule: str | None = None) -> Iterator[Entry]:
+    def entries(
+        self,
+        *,
+        since_ns: int | None = None,
+        trace_id: str | None = None,
+        limit: int | None = None,
+        kinds: tuple[str, ...] = (),
+        rule: str | None = None,
+    ) -> Iterator[Entry]:
         """Journal rows in order (checkpoints left out), filtered as asked."""
         query = "SELECT id, ts, kind, rule, device, trace_id, payload FROM journal WHERE 1=1"
         args: list[Any] = []

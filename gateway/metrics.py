@@ -70,53 +70,87 @@ class Metrics:
         self.rule_eval_seconds = Histogram(
             "outpost_rule_evaluation_seconds",
             "Time to evaluate the rules for one reading (sampled: one reading in 64)",
-            buckets=(1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01), registry=r)
-        self.alert_events = Counter("outpost_alert_events_total",
-                                    "Alert events published, by state", ["state"], registry=r)
-        self.commands = Counter("outpost_commands_total", "Device commands, by outcome",
-                                ["outcome"], registry=r)
-        self.rule_reloads = Counter("outpost_rule_reloads_total",
-                                    "Rule file reloads, applied or refused", ["outcome"],
-                                    registry=r)
-        self.notifications = Counter("outpost_notifications_total",
-                                     "Notifications, by notifier and outcome "
-                                     "(sent, failed, dropped, silenced)",
-                                     ["notifier", "outcome"], registry=r)
-        self.notify_seconds = Histogram("outpost_notification_seconds",
-                                        "Time to deliver a notification", registry=r)
-        self.inhibited = Counter("outpost_alerts_inhibited_total",
-                                 "Absence alerts not notified because the gateway or the "
-                                 "broker was down during their window", registry=r)
-        self.alerts_active = Gauge("outpost_alerts", "Alerts by state (pending, firing)",
-                                   ["state"], registry=r)
+            buckets=(1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01),
+            registry=r,
+        )
+        self.alert_events = Counter(
+            "outpost_alert_events_total", "Alert events published, by state", ["state"], registry=r
+        )
+        self.commands = Counter(
+            "outpost_commands_total", "Device commands, by outcome", ["outcome"], registry=r
+        )
+        self.rule_reloads = Counter(
+            "outpost_rule_reloads_total",
+            "Rule file reloads, applied or refused",
+            ["outcome"],
+            registry=r,
+        )
+        self.notifications = Counter(
+            "outpost_notifications_total",
+            "Notifications, by notifier and outcome (sent, failed, dropped, silenced)",
+            ["notifier", "outcome"],
+            registry=r,
+        )
+        self.notify_seconds = Histogram(
+            "outpost_notification_seconds", "Time to deliver a notification", registry=r
+        )
+        self.inhibited = Counter(
+            "outpost_alerts_inhibited_total",
+            "Absence alerts not notified because the gateway or the "
+            "broker was down during their window",
+            registry=r,
+        )
+        self.alerts_active = Gauge(
+            "outpost_alerts", "Alerts by state (pending, firing)", ["state"], registry=r
+        )
         self.rules_loaded = Gauge("outpost_rules_loaded", "Rules loaded", registry=r)
-        self.rule_undefined = Gauge("outpost_rule_undefined_evaluations",
-                                    "Evaluations whose expression met an undefined value "
-                                    "(missing/stale metric, empty window…), since start",
-                                    registry=r)
-        self.window_points = Gauge("outpost_rule_window_points",
-                                   "Points held in rule windows", registry=r)
-        self.outbox_appended = Counter("outpost_outbox_appended_total",
-                                       "Readings made durable in the outbox while InfluxDB "
-                                       "was failing", registry=r)
-        self.outbox_backfilled = Counter("outpost_outbox_backfilled_total",
-                                         "Readings sent from the outbox after an outage",
-                                         registry=r)
-        self.outbox_lines = Gauge("outpost_outbox_readings", "Readings waiting in the outbox",
-                                  registry=r)
-        self.outbox_bytes = Gauge("outpost_outbox_bytes", "Bytes waiting in the outbox",
-                                  registry=r)
-        self.outbox_oldest = Gauge("outpost_outbox_oldest_age_seconds",
-                                   "Age of the oldest reading in the outbox", registry=r)
-        self.outbox_degraded = Gauge("outpost_outbox_degraded",
-                                     "1 while the outbox falls back to memory (disk full)",
-                                     registry=r)
-        self.skipped = Counter("outpost_readings_skipped_total",
-                               "Readings not written to InfluxDB on purpose, by reason "
-                               "(deadband)", ["reason"], registry=r)
-        self.time_corrections = Counter("outpost_time_corrections_total",
-                                        "Messages whose device time was out of tolerance, by "
-                                        "action (restamp, tag)", ["action"], registry=r)
-        self.held = Counter("outpost_clock_held_messages_total",
-                            "Messages held because the gateway's clock was not set yet",
-                            registry=r)
+        self.rule_undefined = Gauge(
+            "outpost_rule_undefined_evaluations",
+            "Evaluations whose expression met an undefined value "
+            "(missing/stale metric, empty window…), since start",
+            registry=r,
+        )
+        self.window_points = Gauge(
+            "outpost_rule_window_points", "Points held in rule windows", registry=r
+        )
+        self.outbox_appended = Counter(
+            "outpost_outbox_appended_total",
+            "Readings made durable in the outbox while InfluxDB was failing",
+            registry=r,
+        )
+        self.outbox_backfilled = Counter(
+            "outpost_outbox_backfilled_total",
+            "Readings sent from the outbox after an outage",
+            registry=r,
+        )
+        self.outbox_lines = Gauge(
+            "outpost_outbox_readings", "Readings waiting in the outbox", registry=r
+        )
+        self.outbox_bytes = Gauge("outpost_outbox_bytes", "Bytes waiting in the outbox", registry=r)
+        self.outbox_oldest = Gauge(
+            "outpost_outbox_oldest_age_seconds",
+            "Age of the oldest reading in the outbox",
+            registry=r,
+        )
+        self.outbox_degraded = Gauge(
+            "outpost_outbox_degraded",
+            "1 while the outbox falls back to memory (disk full)",
+            registry=r,
+        )
+        self.skipped = Counter(
+            "outpost_readings_skipped_total",
+            "Readings not written to InfluxDB on purpose, by reason (deadband)",
+            ["reason"],
+            registry=r,
+        )
+        self.time_corrections = Counter(
+            "outpost_time_corrections_total",
+            "Messages whose device time was out of tolerance, by action (restamp, tag)",
+            ["action"],
+            registry=r,
+        )
+        self.held = Counter(
+            "outpost_clock_held_messages_total",
+            "Messages held because the gateway's clock was not set yet",
+            registry=r,
+        )

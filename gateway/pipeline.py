@@ -75,8 +75,7 @@ class Pipeline:
         self._loop = loop
         self._encoder = LineEncoder()
         self._observers: list[Observer] = []
-        self._queue: deque[tuple[list[Reading] | None, object | None, str, Input | None]] = (
-            deque())
+        self._queue: deque[tuple[list[Reading] | None, object | None, str, Input | None]] = deque()
         # Messages held while the gateway's clock is not yet valid (see gateway.timekeeping).
         self._held: deque[tuple[list[Reading], object | None, str, Input, int, int]] = deque()
         self._valid_after = clock_valid_after
@@ -161,11 +160,22 @@ class Pipeline:
         self._readings[spec.name].inc(len(checked))
         self._enqueue(checked, token, topic, spec)
 
-    def _hold(self, readings: list[Reading], token: object | None, topic: str, spec: Input,
-              payload: bytes, received: int) -> None:
+    def _hold(
+        self,
+        readings: list[Reading],
+        token: object | None,
+        topic: str,
+        spec: Input,
+        payload: bytes,
+        received: int,
+    ) -> None:
         if self._unsynced == DEADLETTER or len(self._held) >= self._hold_max:
-            self._deadletters.send(topic, payload, "clock_unsynced",
-                                   "the gateway's clock is not set yet (no NTP answer)")
+            self._deadletters.send(
+                topic,
+                payload,
+                "clock_unsynced",
+                "the gateway's clock is not set yet (no NTP answer)",
+            )
             self._enqueue(None, token, topic, None)
             return
         self._metrics.held.inc()
@@ -184,12 +194,12 @@ class Pipeline:
             right = now - (mono - arrived_mono)
             self._enqueue(restamp(readings, wrong, right), token, topic, spec)
             released += 1
-        log.info("the clock is set: %d held messages re-stamped with their arrival time",
-                 released)
+        log.info("the clock is set: %d held messages re-stamped with their arrival time", released)
         return released
 
-    def _enqueue(self, readings: list[Reading] | None, token: object | None, topic: str,
-                 spec: Input | None) -> None:
+    def _enqueue(
+        self, readings: list[Reading] | None, token: object | None, topic: str, spec: Input | None
+    ) -> None:
         if token is None and len(self._queue) >= self._max_pending:
             self._queue_full.inc(len(readings) if readings else 1)
             return

@@ -29,13 +29,24 @@ from rules.yamlsrc import SourceError
 
 
 def reading_line(reading: Any) -> str:
-    record = {"ts": reading.ts, "device": reading.device, "metric": reading.metric,
-              "value": reading.value, "tags": dict(reading.tags)}
+    record = {
+        "ts": reading.ts,
+        "device": reading.device,
+        "metric": reading.metric,
+        "value": reading.value,
+        "tags": dict(reading.tags),
+    }
     return json.dumps(record, ensure_ascii=False)
 
 
-async def record(loaded: LoadedConfig, out: TextIO, *, topic_filter: str | None,
-                 duration: float | None, stop: asyncio.Event) -> tuple[int, int]:
+async def record(
+    loaded: LoadedConfig,
+    out: TextIO,
+    *,
+    topic_filter: str | None,
+    duration: float | None,
+    stop: asyncio.Event,
+) -> tuple[int, int]:
     """Record until ``duration`` elapsed or ``stop`` is set; returns (readings, skipped)."""
     cfg = loaded.config
     routes = []
@@ -47,11 +58,16 @@ async def record(loaded: LoadedConfig, out: TextIO, *, topic_filter: str | None,
     written = skipped = 0
     mqtt = cfg.mqtt
     client = aiomqtt.Client(
-        mqtt.host, mqtt.port, identifier=f"outpost-record-{uuid.uuid4().hex[:8]}",
+        mqtt.host,
+        mqtt.port,
+        identifier=f"outpost-record-{uuid.uuid4().hex[:8]}",
         username=mqtt.username,
         password=mqtt.password.get_secret_value() if mqtt.password else None,
-        tls_params=aiomqtt.TLSParameters(ca_certs=mqtt.tls.ca, certfile=mqtt.tls.cert,
-                                         keyfile=mqtt.tls.key) if mqtt.tls else None,
+        tls_params=aiomqtt.TLSParameters(
+            ca_certs=mqtt.tls.ca, certfile=mqtt.tls.cert, keyfile=mqtt.tls.key
+        )
+        if mqtt.tls
+        else None,
     )
     deadline = None if duration is None else time.monotonic() + duration
     async with client:
@@ -64,8 +80,9 @@ async def record(loaded: LoadedConfig, out: TextIO, *, topic_filter: str | None,
                 break
             stop_wait = asyncio.ensure_future(stop.wait())
             next_message = asyncio.ensure_future(messages.__anext__())
-            done, _ = await asyncio.wait({stop_wait, next_message}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {stop_wait, next_message}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             stop_wait.cancel()
             if next_message not in done:
                 next_message.cancel()
@@ -76,11 +93,15 @@ async def record(loaded: LoadedConfig, out: TextIO, *, topic_filter: str | None,
                 skipped += 1
                 continue
             decoder, fields = route
-            payload = message.payload if isinstance(message.payload, bytes) else str(
-                message.payload).encode()
+            payload = (
+                message.payload
+                if isinstance(message.payload, bytes)
+                else str(message.payload).encode()
+            )
             try:
-                readings = decoder.decode(Message(str(message.topic), payload, fields,
-                                                  time.time_ns()))
+                readings = decoder.decode(
+                    Message(str(message.topic), payload, fields, time.time_ns())
+                )
             except DecodeError:
                 skipped += 1
                 continue
@@ -92,12 +113,21 @@ async def record(loaded: LoadedConfig, out: TextIO, *, topic_filter: str | None,
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    parser = sub.add_parser("record", parents=[common],
-                            help="record readings from the broker to JSON lines")
-    parser.add_argument("--output", "-o", required=True, metavar="FILE.jsonl",
-                        help="file to write ('-' for standard output)")
-    parser.add_argument("--topic", metavar="FILTER",
-                        help="only this MQTT topic filter (default: every input of the config)")
+    parser = sub.add_parser(
+        "record", parents=[common], help="record readings from the broker to JSON lines"
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        metavar="FILE.jsonl",
+        help="file to write ('-' for standard output)",
+    )
+    parser.add_argument(
+        "--topic",
+        metavar="FILTER",
+        help="only this MQTT topic filter (default: every input of the config)",
+    )
     parser.add_argument("--duration", metavar="D", help="stop after this long (e.g. 10m)")
     parser.set_defaults(func=_cmd_record)
 

@@ -55,8 +55,11 @@ class TimePolicy:
             return readings, None
         out = []
         for r in readings:
-            side = "future" if r.ts > latest else (
-                "past" if earliest is not None and r.ts < earliest else None)
+            side = (
+                "future"
+                if r.ts > latest
+                else ("past" if earliest is not None and r.ts < earliest else None)
+            )
             if side is None:
                 out.append(r)
             elif self.action == DEADLETTER:

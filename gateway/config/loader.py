@@ -109,8 +109,10 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
         path = Path(value).expanduser()
         return str(path if path.is_absolute() else base_dir / path)
 
-    updates: dict[str, Any] = {"state_dir": absolute(config.state_dir),
-                               "rules": [absolute(r) for r in config.rules]}
+    updates: dict[str, Any] = {
+        "state_dir": absolute(config.state_dir),
+        "rules": [absolute(r) for r in config.rules],
+    }
     tls = config.mqtt.tls
     if tls is not None:
         files = {k: absolute(v) for k in ("ca", "cert", "key") if (v := getattr(tls, k))}

@@ -47,17 +47,20 @@ class MqttLink:
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = int(self._cfg.session_expiry)
-        self.client.connect_async(self._cfg.host, self._cfg.port,
-                                  keepalive=int(self._cfg.keepalive), clean_start=False,
-                                  properties=props)
+        self.client.connect_async(
+            self._cfg.host,
+            self._cfg.port,
+            keepalive=int(self._cfg.keepalive),
+            clean_start=False,
+            properties=props,
+        )
         self.client.loop_start()
 
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1,
-                retain: bool = False) -> None:
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
         """Queue a message; with QoS 1 paho delivers it even across a reconnect."""
         self.client.publish(topic, payload, qos=qos, retain=retain)
 
@@ -73,8 +76,14 @@ class MqttLink:
         if new and self.connected.is_set():
             self.client.subscribe([(f, SubscribeOptions(qos=1)) for f in new])
 
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
-                    reason: mqtt.ReasonCode, properties: Properties | None) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: mqtt.ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         if reason.is_failure:
             log.error("broker refused the link connection: %s", reason)
             return
@@ -84,16 +93,25 @@ class MqttLink:
             client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters])
         self.connected.set()
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
-                       reason: mqtt.ReasonCode, properties: Properties | None) -> None:
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason: mqtt.ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         self.connected.clear()
 
-    def _on_message(self, client: mqtt.Client, userdata: object,
-                    message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         topic, payload = message.topic, message.payload
         with self._lock:
-            handlers = [h for f, hs in self._subscriptions.items()
-                        if mqtt.topic_matches_sub(f, topic) for h in hs]
+            handlers = [
+                h
+                for f, hs in self._subscriptions.items()
+                if mqtt.topic_matches_sub(f, topic)
+                for h in hs
+            ]
         for handler in handlers:
             try:
                 self._loop.call_soon_threadsafe(handler, topic, payload)

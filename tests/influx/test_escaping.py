@@ -21,9 +21,13 @@ from gateway.model import Reading
 
 TRICKY = " ,=\"'\\#/+äéß€日本🙂🌡️"
 text = st.text(
-    st.one_of(st.sampled_from(TRICKY), st.characters(min_codepoint=0x21, max_codepoint=0x7E),
-              st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"))),
-    min_size=1, max_size=16,
+    st.one_of(
+        st.sampled_from(TRICKY),
+        st.characters(min_codepoint=0x21, max_codepoint=0x7E),
+        st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")),
+    ),
+    min_size=1,
+    max_size=16,
 ).filter(lambda s: not s.endswith("\\"))
 
 
@@ -39,14 +43,21 @@ def write(influxdb, db: str, lines: list[str]) -> None:
     asyncio.run(go())
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(device=text, metric=text.filter(lambda s: not s.startswith("#")), tag=text,
-       value=st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.booleans(), text))
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    device=text,
+    metric=text.filter(lambda s: not s.startswith("#")),
+    tag=text,
+    value=st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.booleans(), text),
+)
 def test_device_metric_and_tag_round_trip_through_influxd(influxdb, device, metric, tag, value):
     db = "escaping"
     influxdb.query(f'DROP DATABASE "{db}"')
-    reading = Reading(device=device, metric=metric, value=value, ts=1_700_000_000_123_456_789,
-                      tags={"zone": tag})
+    reading = Reading(
+        device=device, metric=metric, value=value, ts=1_700_000_000_123_456_789, tags={"zone": tag}
+    )
     write(influxdb, db, [LineEncoder().encode(reading)])
     [row] = influxdb.points(db)
     assert row["measurement"] == metric
@@ -63,8 +74,14 @@ def test_device_metric_and_tag_round_trip_through_influxd(influxdb, device, metr
 
 @pytest.mark.parametrize(
     ("device", "metric", "tags"),
-    [("ends\\", "m", {}), ("d", "m\\", {}), ("d", "m", {"zone": "x\\"}), ("d", "#m", {}),
-     ("", "m", {}), ("d", "m", {"zone": "a\nb"})],
+    [
+        ("ends\\", "m", {}),
+        ("d", "m\\", {}),
+        ("d", "m", {"zone": "x\\"}),
+        ("d", "#m", {}),
+        ("", "m", {}),
+        ("d", "m", {"zone": "a\nb"}),
+    ],
 )
 def test_what_line_protocol_cannot_carry_is_refused_not_mangled(device, metric, tags):
     with pytest.raises(Unwritable):
