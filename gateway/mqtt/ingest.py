@@ -75,6 +75,24 @@ def make_client(cfg: MqttConfig, client_id: str, *, manual_ack: bool = False) ->
     return client
 
 
+def connect_persistent(
+    client: mqtt.Client, cfg: MqttConfig, receive_maximum: int | None = None
+) -> None:
+    """Connect in paho's own thread with a persistent session (clean start off).
+
+    The broker keeps our subscriptions and queues QoS 1 messages for
+    ``session_expiry`` while we are away; paho reconnects by itself.
+    """
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = int(cfg.session_expiry)
+    if receive_maximum is not None:
+        props.ReceiveMaximum = receive_maximum
+    client.connect_async(
+        cfg.host, cfg.port, keepalive=int(cfg.keepalive), clean_start=False, properties=props
+    )
+    client.loop_start()
+
+
 def _no_delay(client: mqtt.Client, userdata: object, sock: object) -> None:
     # Nagle's algorithm holds a small packet back until the previous one is acknowledged
     # (about 40 ms with delayed ACKs): a command or PUBACK must go out at once.
@@ -115,18 +133,8 @@ class MqttIngest:
         return self._connected.is_set()
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = int(self._cfg.session_expiry)
-        # How many unacknowledged QoS 1 messages the broker may send us at once.
-        props.ReceiveMaximum = self._receive_maximum
-        self.client.connect_async(
-            self._cfg.host,
-            self._cfg.port,
-            keepalive=int(self._cfg.keepalive),
-            clean_start=False,
-            properties=props,
-        )
-        self.client.loop_start()
+        # receive_maximum: how many unacknowledged QoS 1 messages the broker may send us.
+        connect_persistent(self.client, self._cfg, receive_maximum=self._receive_maximum)
         log.info(
             "connecting to MQTT broker %s:%d as %s",
             self._cfg.host,

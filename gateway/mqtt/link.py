@@ -18,12 +18,11 @@ import threading
 from collections.abc import Callable, Iterable
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config.schema import MqttConfig
-from gateway.mqtt.ingest import make_client
+from gateway.mqtt.ingest import connect_persistent, make_client
 
 log = logging.getLogger("outpost.mqtt")
 
@@ -45,16 +44,7 @@ class MqttLink:
         self.client.on_message = self._on_message
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = int(self._cfg.session_expiry)
-        self.client.connect_async(
-            self._cfg.host,
-            self._cfg.port,
-            keepalive=int(self._cfg.keepalive),
-            clean_start=False,
-            properties=props,
-        )
-        self.client.loop_start()
+        connect_persistent(self.client, self._cfg)
 
     def stop(self) -> None:
         self.client.disconnect()
