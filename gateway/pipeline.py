@@ -17,11 +17,12 @@ messages are never dropped here — the broker's in-flight window bounds them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.deadband import Deadband
@@ -67,6 +68,7 @@ class Pipeline:
         clock_valid_after: int = 0,
         unsynced: str = "hold",
         hold_max: int = 100_000,
+        device_tags: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self._router: TopicRouter[Input] = TopicRouter([(i.template, i) for i in inputs])
         self._writer = writer
@@ -81,6 +83,7 @@ class Pipeline:
         self._valid_after = clock_valid_after
         self._unsynced = unsynced
         self._hold_max = hold_max
+        self._device_tags = {d: dict(t) for d, t in (device_tags or {}).items() if t}
         self._max_pending = max_pending
         self._max_batch = max_batch
         self._gather_delay = gather_delay
@@ -156,9 +159,19 @@ class Pipeline:
             return
         if checked is not readings:
             self._metrics.time_corrections.labels(spec.time_policy.action).inc()
+        if self._device_tags:
+            checked = self._with_device_tags(checked)
         self._decoded[spec.name].inc()
         self._readings[spec.name].inc(len(checked))
         self._enqueue(checked, token, topic, spec)
+
+    def _with_device_tags(self, readings: list[Reading]) -> list[Reading]:
+        """Add the ``tags:`` of the device's ``devices:`` entry (the reading's own win)."""
+        tags = self._device_tags
+        if not any(r.device in tags for r in readings):
+            return readings
+        return [dataclasses.replace(r, tags={**tags[r.device], **r.tags}) if r.device in tags
+                else r for r in readings]
 
     def _hold(
         self,

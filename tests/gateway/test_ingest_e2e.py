@@ -217,3 +217,19 @@ def test_a_few_qos0_readings_are_written_within_flush_interval(
         device.publish("sensors/gh-1/temperature", "21.5", qos=0)
         rows = influxdb.wait_for_count(influx_db, 1, timeout=5)
     assert rows[0]["fields"] == {"value": 21.5}
+
+
+def test_device_tags_from_config_reach_influxdb(tmp_path, mosquitto, influxdb, influx_db):
+    config = gateway_config(mosquitto.port, influxdb.url, influx_db,
+                            devices={"gh-1": {"tags": {"zone": "north", "site": "farm"}}},
+                            inputs=[{"topic": "sensors/{device}/{metric}",
+                                     "tags": {"site": "input-site"}}])
+    with GatewayProcess(write_config(tmp_path / "outpost.yaml", config)), \
+            Device(mosquitto.port) as device:
+        device.publish("sensors/gh-1/temperature", "21.5")
+        device.publish("sensors/gh-2/temperature", "22.5")
+        rows = influxdb.wait_for_count(influx_db, 2)
+    tags = {r["tags"]["device"]: r["tags"] for r in rows}
+    # The input's tags are the reading's own: they win over the device's.
+    assert tags["gh-1"] == {"device": "gh-1", "zone": "north", "site": "input-site"}
+    assert tags["gh-2"] == {"device": "gh-2", "site": "input-site"}
