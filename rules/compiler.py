@@ -28,6 +28,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from math import inf, nextafter
 from typing import Any
 
 from rules.lexer import ExprError
@@ -170,6 +171,10 @@ class _Compiler:
     def __init__(self, stale_after: int, needs: _Needs) -> None:
         self.stale_after = stale_after
         self.needs = needs
+        # Compiled window calls → (metric, span, function), so that a comparison
+        # with a constant can read the window itself instead of calling them.
+        self.window_calls: dict[Fn, tuple[str | None, int, str]] = {}
+        self.window_tests: dict[Fn, WindowTest] = {}  # the same, compared with a constant
 
     def compile(self, node: Node) -> tuple[str, Fn]:
         match node:
@@ -212,6 +217,9 @@ class _Compiler:
                     lf = _as_bool(lf)
                 if rk == ANY:
                     rf = _as_bool(rf)
+                fused = _fused_logic(op, left, lf, right, rf, self.window_tests)
+                if fused is not None:
+                    return BOOL, fused
                 if op == "and":
                     return BOOL, lambda c: lf(c) and rf(c)
                 return BOOL, lambda c: lf(c) or rf(c)
@@ -266,8 +274,25 @@ class _Compiler:
             f = _ARITH[op]
             if isinstance(right, Num):
                 k = right.value
-                return lambda c: f(_num(lf(c)), k)
-            return lambda c: f(_num(lf(c)), _num(rf(c)))
+
+                def arith_const(c: Context) -> float:
+                    a = lf(c)
+                    if type(a) is not float:
+                        a = _num(a)
+                    return f(a, k)
+
+                return arith_const
+
+            def arith(c: Context) -> float:
+                a = lf(c)
+                if type(a) is not float:
+                    a = _num(a)
+                b = rf(c)
+                if type(b) is not float:
+                    b = _num(b)
+                return f(a, b)
+
+            return arith
         if op == "/":
 
             def div(c: Context) -> float:
@@ -300,26 +325,20 @@ class _Compiler:
         if op in _ORDER:
             f = _ORDER[op]
             if isinstance(right, Num) and isinstance(left, Name) and left.name == "value":
-                k = right.value
-
-                # The hot path of most rules (``value > 30``): one closure, no calls.
-                def cmp_value_const(c: Context) -> bool:
-                    a = c.value
-                    if type(a) is float:
-                        return f(a, k)
-                    if type(a) is not int:
-                        raise UNDEFINED
-                    return f(float(a), k)
-
-                return cmp_value_const
+                return _value_cmp_const(*_threshold(op, right.value))
+            if isinstance(right, Num) and lf in self.window_calls:
+                test: WindowTest = (*self.window_calls[lf], *_threshold(op, right.value))
+                fused = _window_cmp_const(*test)
+                self.window_tests[fused] = test
+                return fused
             if isinstance(right, Num):
-                k = right.value
+                above, bound = _threshold(op, right.value)
 
                 def cmp_const(c: Context) -> bool:
                     a = lf(c)
-                    if type(a) is float:
-                        return f(a, k)
-                    return f(_num(a), k)
+                    if type(a) is not float:
+                        a = _num(a)
+                    return a > bound if above else a < bound
 
                 return cmp_const
 
@@ -415,8 +434,15 @@ class _Compiler:
         if fn == "abs":
             if len(fns) != 1:
                 raise ExprError("abs() takes one argument", node.pos)
-            (a,) = fns
-            return NUM, lambda c: abs(_num(a(c)))
+            (fa,) = fns
+
+            def absolute(c: Context) -> float:
+                a = fa(c)
+                if type(a) is not float:
+                    a = _num(a)
+                return abs(a)
+
+            return NUM, absolute
         if fn == "round":
             return NUM, self.round(node, args, fns)
         if len(fns) < 2:
@@ -470,6 +496,7 @@ class _Compiler:
                 raise UNDEFINED
             return result
 
+        self.window_calls[over] = (metric, span, fn)
         return over
 
 
@@ -498,3 +525,163 @@ def _not(fn: Fn, check: bool) -> Fn:
         return not v
 
     return run
+
+
+# ------------------------------------------------------------ fused closures
+#
+# Most rules are a window function or ``value`` compared with a constant, alone
+# or joined by ``and``/``or``. Every closure or function call costs about as
+# much as the work inside it, so these shapes get one closure instead of a tree
+# of three or four, and compare inline instead of calling ``operator.gt`` & co.
+# Each behaves exactly like the tree it replaces (same Undefined cases).
+
+
+def _threshold(op: str, k: float) -> tuple[bool, float]:
+    """``x OP k`` as ``x > bound`` (above) or ``x < bound``, for every float x.
+
+    ``x >= k`` is ``x > nextafter(k, -inf)``: no float lies between the two, and
+    NaN fails both; ``k`` is finite (the compiler refuses inf and nan). One
+    strict test per side keeps each fused closure to a single shape.
+    """
+    if op == ">":
+        return True, k
+    if op == ">=":
+        return True, nextafter(k, -inf)
+    if op == "<":
+        return False, k
+    return False, nextafter(k, inf)
+
+
+def _value_cmp_const(above: bool, bound: float) -> Fn:
+    """``value CMP k``: the hot path of most rules."""
+
+    def value_cmp_const(c: Context) -> bool:
+        a = c.value
+        if type(a) is not float:
+            if type(a) is not int:
+                raise UNDEFINED
+            a = float(a)
+        return a > bound if above else a < bound
+
+    return value_cmp_const
+
+
+WindowTest = tuple[str | None, int, str, bool, float]  # metric, span, function, threshold
+
+
+def _window_cmp_const(metric: str | None, span: int, fn: str, above: bool, bound: float) -> Fn:
+    """``fn([metric,] span) CMP k``."""
+    method: Callable[[Window, int], float | None] = getattr(Window, fn)
+    # count/sum of a window the series does not have: 0
+    empty = (bound < 0.0 if above else bound > 0.0) if fn in ("count", "sum") else None
+
+    def window_cmp_const(c: Context) -> bool:
+        s = c.series if metric is None else c.metrics.get(metric)
+        w = s.windows.get(span) if s is not None else None
+        if w is None:
+            if empty is None:
+                raise UNDEFINED
+            return empty
+        result = method(w, c.now)
+        if result is None:
+            raise UNDEFINED
+        return result > bound if above else result < bound
+
+    return window_cmp_const
+
+
+def _value_test(node: Node) -> tuple[bool, float] | None:
+    """The threshold if ``node`` is ``value CMP k`` with an ordering CMP."""
+    if (
+        isinstance(node, Binary)
+        and node.op in _ORDER
+        and isinstance(node.left, Name)
+        and node.left.name == "value"
+        and isinstance(node.right, Num)
+    ):
+        return _threshold(node.op, node.right.value)
+    return None
+
+
+def _fused_logic(
+    op: str, left: Node, lf: Fn, right: Node, rf: Fn, window_tests: dict[Fn, WindowTest]
+) -> Fn | None:
+    """``A and/or B`` as one closure when A or B is ``value CMP k`` (else None).
+
+    ``stop`` is the result that ends the evaluation early: true for ``or``,
+    false for ``and``; otherwise the result is the other side's.
+    """
+    stop = op == "or"
+    test = _value_test(right)
+    if test is not None:
+        wt = window_tests.get(lf)
+        if wt is not None:
+            return _window_then_value(stop, wt, *test)
+        return _then_value(stop, lf, *test)
+    test = _value_test(left)
+    if test is not None:
+        return _value_then(stop, *test, rf)
+    return None
+
+
+def _then_value(stop: bool, lf: Fn, above: bool, bound: float) -> Fn:
+    """``X or value CMP k`` / ``X and value CMP k``."""
+    early = stop  # (returned instead of `stop`: mypy narrows `stop` to Any after `is`)
+
+    def then_value(c: Context) -> bool:
+        if lf(c) is stop:
+            return early
+        a = c.value
+        if type(a) is not float:
+            if type(a) is not int:
+                raise UNDEFINED
+            a = float(a)
+        return a > bound if above else a < bound
+
+    return then_value
+
+
+def _value_then(stop: bool, above: bool, bound: float, rf: Fn) -> Fn:
+    """``value CMP k or X`` / ``value CMP k and X``."""
+
+    def value_then(c: Context) -> bool:
+        a = c.value
+        if type(a) is not float:
+            if type(a) is not int:
+                raise UNDEFINED
+            a = float(a)
+        if (a > bound if above else a < bound) is stop:
+            return stop
+        return rf(c) is True
+
+    return value_then
+
+
+def _window_then_value(stop: bool, wt: WindowTest, above2: bool, bound2: float) -> Fn:
+    """``fn(span) CMP k or value CMP k2`` (or ``and``): both tests inline."""
+    metric, span, fn, above, bound = wt
+    method: Callable[[Window, int], float | None] = getattr(Window, fn)
+    empty = (bound < 0.0 if above else bound > 0.0) if fn in ("count", "sum") else None
+
+    def window_then_value(c: Context) -> bool:
+        s = c.series if metric is None else c.metrics.get(metric)
+        w = s.windows.get(span) if s is not None else None
+        if w is None:
+            if empty is None:
+                raise UNDEFINED
+            if empty is stop:
+                return stop
+        else:
+            result = method(w, c.now)
+            if result is None:
+                raise UNDEFINED
+            if (result > bound if above else result < bound) is stop:
+                return stop
+        a = c.value
+        if type(a) is not float:
+            if type(a) is not int:
+                raise UNDEFINED
+            a = float(a)
+        return a > bound2 if above2 else a < bound2
+
+    return window_then_value

@@ -24,10 +24,18 @@ them up to ``now`` in time order, each *at its own deadline*, and
 :meth:`observe` ticks first, so transitions due at or before a reading happen
 before it is evaluated.
 
-Memory: one small ``Series`` per (device, metric) seen (latest value, tags and
-its bounded windows) and one record per (rule, device) alert that is not
-inactive. The number of series is bounded by what the gateway admits (its
-configured inputs and devices), not by the engine; the match cache is bounded.
+Memory: one small ``Series`` per (device, metric) seen (latest value, tags, its
+bounded point store shared by its windows, and its cached list of candidate
+rules) and one record per (rule, device) alert that is not inactive. The number
+of series is bounded by what the gateway admits (its configured inputs and
+devices), not by the engine; the match cache is bounded. ``window_points``
+counts each stored point once, however many spans read it.
+
+Speed: ``observe`` is the hot path (every reading). A series caches its
+candidate rules (a :class:`_Plan`); when all are plain and the device has no
+alert — the usual case — only the ``when`` closures run, with no per-rule
+bookkeeping (evaluations are counted per plan and handed to the rules when
+counters are read).
 """
 
 from __future__ import annotations
@@ -35,10 +43,11 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from rules.compiler import _MISSING, Context, Undefined
 from rules.events import AlertEvent, CommandRequest, Output
-from rules.matching import RuleIndex, compile_glob, topic_matches
+from rules.matching import Entry, RuleIndex, compile_glob, topic_matches
 from rules.model import ReadingLike, Rule, RuleSet, Value
 from rules.snapshot import ReloadResult, StoredAlert, StoredSeries
 from rules.state import INITIAL, AlertRecord, AlertState, Transition, advance, deadline, evaluate
@@ -90,6 +99,25 @@ class _RuleRuntime:
         return m.topic is None or topic_matches(m.topic, s.topic)
 
 
+class _Plan:
+    """The candidate rules of a series, in rule order (cached on the series, shared).
+
+    ``plain``: none has a tags/topic filter (decided per reading) or an
+    ``absent()``, so ``observe`` may take its fast path. ``hits`` counts the
+    fast-path readings: each is one evaluation of every rule of the plan, added
+    to the rules' counters by ``Engine._count_plans`` before anyone reads them.
+    """
+
+    __slots__ = ("entries", "hits", "pairs", "plain", "rts")
+
+    def __init__(self, entries: tuple[Entry[_RuleRuntime], ...], plain: bool) -> None:
+        self.entries = entries
+        self.rts = tuple(e.item for e in entries)
+        self.pairs = tuple((rt.when, rt) for rt in self.rts)
+        self.plain = plain
+        self.hits = 0
+
+
 class _AbsentWatch:
     """Series watched by the ``absent(span)`` of rules matching ``metric`` (None: any)."""
 
@@ -110,7 +138,8 @@ class _AbsentWatch:
 class Engine:
     """Evaluates a :class:`RuleSet` over readings; see the module docstring for the lifecycle.
 
-    ``max_window_points`` bounds every window (oldest points dropped and counted).
+    ``max_window_points`` bounds the points kept per series, so every window
+    (oldest points dropped and counted once, in ``window_points_dropped``).
     """
 
     def __init__(
@@ -129,11 +158,14 @@ class Engine:
         self._heap: list[tuple[int, int, str, int]] = []
         self._pushes = 0
         self._dropped_retired = 0
+        self._plans: dict[tuple[Entry[_RuleRuntime], ...], _Plan] = {}
         self._install(ruleset, [_RuleRuntime(r, i) for i, r in enumerate(ruleset.rules)])
 
     # ----------------------------------------------------------------- set-up
 
     def _install(self, ruleset: RuleSet, runtimes: list[_RuleRuntime]) -> None:
+        self._count_plans()
+        self._plans = {}
         self.ruleset = ruleset
         self._rts = runtimes
         self._index: RuleIndex[_RuleRuntime] = RuleIndex(
@@ -168,13 +200,16 @@ class Engine:
             (s for ms in self._devices.values() for s in ms.values()), key=lambda s: s.ts
         )
         for s in all_series:
-            before = sum(w.dropped for w in s.windows.values())
+            before = s.dropped
             s.set_spans(self._spans_for(s.metric), self._max_points)
-            self._dropped_retired += before - sum(w.dropped for w in s.windows.values())
+            self._dropped_retired += before - s.dropped
+            s.plan = None
             self._arm(s, s.ts)
         self._heap = []
+        self._active: dict[str, int] = {}  # device → how many alerts it has (not inactive)
         for rt in runtimes:
             for device, rec in rt.records.items():
+                self._active[device] = self._active.get(device, 0) + 1
                 self._schedule(rt, device, rec, None)
 
     def _spans_for(self, metric: str) -> set[int]:
@@ -214,26 +249,63 @@ class Engine:
         out: list[Output] = []
         if now < self._now:
             now = self._now
-        elif self._due_by(now):
+        elif (self._heap and self._heap[0][0] <= now) or (self._watches and self._due_by(now)):
             out = self.tick(now)
         self._now = now
         device, metric, value = reading.device, reading.metric, reading.value
         tags = reading.tags
-        topic: str = getattr(reading, "topic", "")
-        trace_id: str = getattr(reading, "trace_id", "")
-        metrics, s = self._series(device, metric)
-        s.record(value, now)
+        r: Any = reading  # topic and trace_id are optional (see ReadingLike)
+        try:
+            topic: str = r.topic
+            trace_id: str = r.trace_id
+        except AttributeError:
+            topic = getattr(reading, "topic", "")
+            trace_id = getattr(reading, "trace_id", "")
+        metrics = self._devices.get(device)
+        s = metrics.get(metric) if metrics is not None else None
+        if metrics is None or s is None:
+            metrics, s = self._series(device, metric)
+        # Series.record, inlined: this runs for every reading.
+        s.value = value
+        s.ts = now
+        store = s.store
+        if store is not None:
+            if type(value) is float:
+                store.add(now, value)
+            elif not isinstance(value, str):
+                store.add(now, float(value))
         s.tags = tags
         s.topic = topic
         s.trace_id = trace_id
         if self._watches:
             self._arm(s, now)
-        entries = self._index.candidates(metric, device)
-        if not entries:
+        plan: _Plan | None = s.plan
+        if plan is None:
+            plan = s.plan = self._plan(metric, device)
+        if not plan.rts:
             return out
         c = self._ctx
         c.value, c.device, c.tags, c.now, c.series, c.metrics = value, device, tags, now, s, metrics
-        for e in entries:
+        if plan.plain and device not in self._active:
+            # The common case: every candidate rule is a plain one (no tags/topic
+            # filter, no absent()) and the device has no alert at all, so only
+            # `when` matters. A rule that fires here adds a record for itself
+            # only, so the rest of the loop stays valid. Evaluations are counted
+            # once per plan (see _Plan).
+            plan.hits += 1
+            for when, rt in plan.pairs:
+                try:
+                    if when(c) is not True:
+                        continue
+                except Undefined:
+                    rt.undefined += 1
+                    continue
+                new, transitions = evaluate(
+                    INITIAL, rt.rule.timing, now, True, None, value, trace_id
+                )
+                self._commit(rt, device, INITIAL, new, transitions, value, tags, metric, out)
+            return out
+        for e in plan.entries:
             if e.filtered and not e.accepts(tags, topic):
                 continue
             rt = e.item
@@ -251,6 +323,23 @@ class Engine:
             new, transitions = evaluate(INITIAL, rt.rule.timing, now, True, None, value, trace_id)
             self._commit(rt, device, INITIAL, new, transitions, value, tags, metric, out)
         return out
+
+    def _plan(self, metric: str, device: str) -> _Plan:
+        """The rules a (device, metric) series can match, cached on the series."""
+        entries = self._index.candidates(metric, device)
+        plan = self._plans.get(entries)  # series matching the same rules share one
+        if plan is None:
+            plain = not any(e.filtered or e.item.absence for e in entries)
+            plan = self._plans[entries] = _Plan(entries, plain)
+        return plan
+
+    def _count_plans(self) -> None:
+        """Move the evaluations counted per plan to their rules."""
+        for plan in self._plans.values():
+            if plan.hits:
+                for rt in plan.rts:
+                    rt.evaluations += plan.hits
+                plan.hits = 0
 
     def _due_by(self, now: int) -> bool:
         """Is any deadline possibly due? (A stale heap top may say yes; tick sorts it out.)"""
@@ -315,8 +404,15 @@ class Engine:
         out: list[Output],
     ) -> None:
         if new.state is AlertState.INACTIVE:
-            rt.records.pop(device, None)
+            if rt.records.pop(device, None) is not None:
+                left = self._active[device] - 1
+                if left:
+                    self._active[device] = left
+                else:
+                    del self._active[device]
         else:
+            if device not in rt.records:
+                self._active[device] = self._active.get(device, 0) + 1
             rt.records[device] = new
         self._schedule(rt, device, new, deadline(old, rt.rule.timing))
         rule = rt.rule
@@ -508,6 +604,7 @@ class Engine:
 
     def reload(self, ruleset: RuleSet) -> ReloadResult:
         """Swap in ``ruleset``; rules with an unchanged fingerprint keep their alerts."""
+        self._count_plans()
         old = {rt.rule.name: rt for rt in self._rts}
         runtimes: list[_RuleRuntime] = []
         kept: list[str] = []
@@ -537,13 +634,14 @@ class Engine:
 
     def counters(self) -> dict[str, int]:
         """Totals for ``/metrics``: evaluations, undefined, window points kept and dropped…"""
+        self._count_plans()
         points = dropped = series = 0
         for ms in self._devices.values():
             series += len(ms)
             for s in ms.values():
-                for w in s.windows.values():
-                    points += len(w.points)
-                    dropped += w.dropped
+                if s.store is not None:
+                    points += len(s.store)
+                    dropped += s.store.dropped
         states = [rec.state for rt in self._rts for rec in rt.records.values()]
         return {
             "rules": len(self._rts),
@@ -559,6 +657,7 @@ class Engine:
 
     def rule_counters(self) -> dict[str, dict[str, int]]:
         """Per rule: ``{"evaluations": n, "undefined": n}``."""
+        self._count_plans()
         return {
             rt.rule.name: {"evaluations": rt.evaluations, "undefined": rt.undefined}
             for rt in self._rts

@@ -84,7 +84,9 @@ def topic_matches(flt: str, topic: str) -> bool:
     return len(f_levels) == len(t_levels)
 
 
-class _Entry(Generic[T]):
+class Entry(Generic[T]):
+    """One indexed item with the static part of its match (the device glob)."""
+
     __slots__ = ("device_ok", "filtered", "item", "tags", "topic")
 
     def __init__(self, item: T, match: Match) -> None:
@@ -105,11 +107,11 @@ class RuleIndex(Generic[T]):
     """Maps (metric, device, tags, topic) to the items (rules) whose ``match`` accepts it."""
 
     def __init__(self, items: Iterable[tuple[T, Match]], max_cache: int = 200_000) -> None:
-        self._by_metric: dict[str, list[_Entry[T]]] = {}
-        self._any_metric: list[_Entry[T]] = []
-        order: list[_Entry[T]] = []
+        self._by_metric: dict[str, list[Entry[T]]] = {}
+        self._any_metric: list[Entry[T]] = []
+        order: list[Entry[T]] = []
         for item, match in items:
-            entry = _Entry(item, match)
+            entry = Entry(item, match)
             order.append(entry)
             if match.metric is None:
                 self._any_metric.append(entry)
@@ -119,10 +121,10 @@ class RuleIndex(Generic[T]):
         rank = {id(e): i for i, e in enumerate(order)}
         for metric, bucket in self._by_metric.items():
             self._by_metric[metric] = sorted(bucket + self._any_metric, key=lambda e: rank[id(e)])
-        self._cache: dict[tuple[str, str], tuple[_Entry[T], ...]] = {}
+        self._cache: dict[tuple[str, str], tuple[Entry[T], ...]] = {}
         self._max_cache = max_cache
 
-    def candidates(self, metric: str, device: str) -> tuple[_Entry[T], ...]:
+    def candidates(self, metric: str, device: str) -> tuple[Entry[T], ...]:
         key = (metric, device)
         hit = self._cache.get(key)
         if hit is not None:

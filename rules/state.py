@@ -30,7 +30,7 @@ the caller happened to call, so a live tick and a replay agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
@@ -110,15 +110,31 @@ def advance(rec: AlertRecord, timing: Timing, now: int) -> tuple[AlertRecord, li
         if due is None or due > now:
             return rec, out
         if rec.state is AlertState.PENDING:
-            rec = replace(
-                rec, state=AlertState.FIRING, fired_at=due, last_sent_at=due, clear_since=None
+            rec = AlertRecord(
+                AlertState.FIRING,
+                rec.active_at,
+                due,
+                rec.resolved_at,
+                due,
+                None,
+                rec.value,
+                rec.trace_id,
             )
             out.append(Transition(AlertState.FIRING, due, "actions"))
         elif rec.clear_since is not None and due == rec.clear_since + timing.keep_firing_for:
             rec = _resolve(rec, due)
             out.append(Transition(AlertState.RESOLVED, due, "on_resolved"))
         else:
-            rec = replace(rec, last_sent_at=due)
+            rec = AlertRecord(
+                rec.state,
+                rec.active_at,
+                rec.fired_at,
+                rec.resolved_at,
+                due,
+                rec.clear_since,
+                rec.value,
+                rec.trace_id,
+            )
             out.append(Transition(AlertState.FIRING, due, None, repeat=True))
 
 
@@ -145,9 +161,9 @@ def evaluate(
                 rec = _resolve(rec, now, value, trace_id)
                 out.append(Transition(AlertState.RESOLVED, now, "on_resolved"))
             elif rec.clear_since is None:
-                rec = replace(rec, clear_since=now)
+                rec = _clear_since(rec, now)
         elif rec.clear_since is not None:
-            rec = replace(rec, clear_since=None)
+            rec = _clear_since(rec, None)
         return rec, out
     if when is True:
         if state is AlertState.PENDING:
@@ -167,8 +183,15 @@ def evaluate(
             out.append(Transition(AlertState.PENDING, now))
         return rec, out
     if when is False and state is AlertState.PENDING:
-        rec = replace(
-            rec, state=AlertState.INACTIVE, value=value, trace_id=trace_id or rec.trace_id
+        rec = AlertRecord(
+            AlertState.INACTIVE,
+            rec.active_at,
+            rec.fired_at,
+            rec.resolved_at,
+            rec.last_sent_at,
+            rec.clear_since,
+            value,
+            trace_id or rec.trace_id,
         )
         out.append(Transition(AlertState.INACTIVE, now))
     return rec, out
@@ -177,11 +200,27 @@ def evaluate(
 def _resolve(
     rec: AlertRecord, at: int, value: Value | None = None, trace_id: str = ""
 ) -> AlertRecord:
-    return replace(
-        rec,
-        state=AlertState.RESOLVED,
-        resolved_at=at,
-        clear_since=None,
-        value=rec.value if value is None else value,
-        trace_id=trace_id or rec.trace_id,
+    return AlertRecord(
+        AlertState.RESOLVED,
+        rec.active_at,
+        rec.fired_at,
+        at,
+        rec.last_sent_at,
+        None,
+        rec.value if value is None else value,
+        trace_id or rec.trace_id,
+    )
+
+
+def _clear_since(rec: AlertRecord, since: int | None) -> AlertRecord:
+    # dataclasses.replace() would do, at several times the cost (it runs per evaluation).
+    return AlertRecord(
+        rec.state,
+        rec.active_at,
+        rec.fired_at,
+        rec.resolved_at,
+        rec.last_sent_at,
+        since,
+        rec.value,
+        rec.trace_id,
     )

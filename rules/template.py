@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from string import Formatter
 from typing import Any
 
@@ -31,26 +31,46 @@ class Template:
 
     source: str
     parts: tuple[tuple[str, str | None, str, str | None], ...]
+    # The parts as render() walks them, decided once rather than per alert:
+    # (literal, where, key, default, spec, conversion, plain) where ``where``
+    # indexes (fields, tags, labels), -1 for a literal alone.
+    steps: tuple[tuple[str, int, str, str | None, str, str | None, bool], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        steps = []
+        for literal, name, spec, conversion in self.parts:
+            if name is None:
+                where, key, default = -1, "", None
+            elif name.startswith("tags."):
+                where, key, default = 1, name[5:], ""
+            elif name.startswith("labels."):
+                where, key, default = 2, name[7:], ""
+            else:
+                where, key, default = 0, name, None
+            plain = not spec and conversion is None
+            steps.append((literal, where, key, default, spec, conversion, plain))
+        object.__setattr__(self, "steps", tuple(steps))
 
     def render(
         self, fields: Mapping[str, Any], tags: Mapping[str, str], labels: Mapping[str, str]
     ) -> str:
         out: list[str] = []
-        for literal, name, spec, conversion in self.parts:
+        append = out.append
+        sources = (fields, tags, labels)
+        for literal, where, key, default, spec, conversion, plain in self.steps:
             if literal:
-                out.append(literal)
-            if name is None:
+                append(literal)
+            if where < 0:
                 continue
-            if name.startswith("tags."):
-                value: Any = tags.get(name[5:], "")
-            elif name.startswith("labels."):
-                value = labels.get(name[7:], "")
+            value = sources[where].get(key, default)
+            if plain and type(value) is str:
+                append(value)
+            elif plain and type(value) is float:
+                append(str(value))  # what format(value, "") gives, without the call
             else:
-                value = fields.get(name)
-            if not spec and conversion is None and type(value) is str:
-                out.append(value)
-            else:
-                out.append(_format(value, spec, conversion))
+                append(_format(value, spec, conversion))
         return "".join(out)
 
 
