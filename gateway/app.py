@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sqlite3
 from typing import Any
@@ -160,6 +161,9 @@ class Gateway:
             asyncio.create_task(self._outbox_gauges(background_stop), name="outbox-gauges"),
         }
         await http.start()
+        # Everything built so far lives as long as the gateway: keep the garbage
+        # collector from walking it again and again under load.
+        gc.freeze()
         link.start()
         ingest.start()
         dispatcher.start()
