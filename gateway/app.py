@@ -37,6 +37,7 @@ from gateway.outbox import DiskOutbox, OutboxError
 from gateway.pipeline import Input, Pipeline
 from gateway.timekeeping import TimePolicy
 from gateway.topics import TopicTemplate
+from rules import rfc3339
 
 log = logging.getLogger("outpost")
 
@@ -46,11 +47,14 @@ def open_outbox(cfg: Config) -> DiskOutbox | None:
     if not cfg.outbox.enabled:
         return None
     try:
-        return DiskOutbox(cfg.state_dir, max_bytes=cfg.outbox.max_bytes,
-                          max_age=cfg.outbox.max_age)
+        return DiskOutbox(cfg.state_dir, max_bytes=cfg.outbox.max_bytes, max_age=cfg.outbox.max_age)
     except (OSError, sqlite3.Error, OutboxError) as exc:
-        log.error("cannot open the outbox in %s (%s): readings wait in memory only while "
-                  "InfluxDB is unreachable", cfg.state_dir, exc)
+        log.error(
+            "cannot open the outbox in %s (%s): readings wait in memory only while "
+            "InfluxDB is unreachable",
+            cfg.state_dir,
+            exc,
+        )
         return None
 
 
@@ -78,14 +82,22 @@ class Gateway:
         inputs = []
         for spec in self.config.inputs:
             factory = registry.get(spec.format)
-            deadband = (Deadband(spec.deadband, spec.heartbeat) if spec.deadband is not None
-                        else None)
-            inputs.append(Input(name=spec.topic, template=TopicTemplate(spec.topic),
-                                decoder=factory(spec.model_dump()), qos=spec.qos,
-                                max_payload=spec.max_payload,
-                                time_policy=TimePolicy(spec.future_tolerance,
-                                                       spec.past_tolerance, spec.bad_time),
-                                deadband=deadband))
+            deadband = (
+                Deadband(spec.deadband, spec.heartbeat) if spec.deadband is not None else None
+            )
+            inputs.append(
+                Input(
+                    name=spec.topic,
+                    template=TopicTemplate(spec.topic),
+                    decoder=factory(spec.model_dump()),
+                    qos=spec.qos,
+                    max_payload=spec.max_payload,
+                    time_policy=TimePolicy(
+                        spec.future_tolerance, spec.past_tolerance, spec.bad_time
+                    ),
+                    deadband=deadband,
+                )
+            )
         return inputs
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -102,23 +114,38 @@ class Gateway:
         sink = make_sink(cfg.influx)
         self.outbox = outbox = open_outbox(cfg)
         self.writer = writer = InfluxWriter(
-            sink, batch_size=cfg.influx.batch_size, flush_interval=cfg.influx.flush_interval,
-            max_buffer=cfg.influx.max_buffer, deadletters=deadletters, metrics=self.metrics,
-            on_acked=lambda tokens: late["ingest"].ack(tokens), outbox=outbox,
+            sink,
+            batch_size=cfg.influx.batch_size,
+            flush_interval=cfg.influx.flush_interval,
+            max_buffer=cfg.influx.max_buffer,
+            deadletters=deadletters,
+            metrics=self.metrics,
+            on_acked=lambda tokens: late["ingest"].ack(tokens),
+            outbox=outbox,
             backfill_rate=cfg.outbox.backfill_rate,
         )
         self.pipeline = pipeline = Pipeline(
-            inputs, writer=writer, deadletters=deadletters, metrics=self.metrics, loop=loop,
-            max_batch=cfg.influx.batch_size, clock_valid_after=cfg.clock.valid_after_ns,
-            unsynced=cfg.clock.unsynced, hold_max=cfg.clock.hold_max,
-            device_tags={name: d.tags for name, d in cfg.devices.items()})
+            inputs,
+            writer=writer,
+            deadletters=deadletters,
+            metrics=self.metrics,
+            loop=loop,
+            max_batch=cfg.influx.batch_size,
+            clock_valid_after=cfg.clock.valid_after_ns,
+            unsynced=cfg.clock.unsynced,
+            hold_max=cfg.clock.hold_max,
+            device_tags={name: d.tags for name, d in cfg.devices.items()},
+        )
         # Room for two full batches in flight, so the broker never waits on a flush.
         receive_maximum = 2 * cfg.influx.batch_size + 100
         self.ingest = ingest = MqttIngest(
-            cfg.mqtt, [(i.template.filter, i.qos) for i in inputs], pipeline.on_message,
-            self.metrics, receive_maximum=receive_maximum,
-            on_state=lambda up: loop.call_soon_threadsafe(
-                deaf.hearing if up else deaf.deaf))
+            cfg.mqtt,
+            [(i.template.filter, i.qos) for i in inputs],
+            pipeline.on_message,
+            self.metrics,
+            receive_maximum=receive_maximum,
+            on_state=lambda up: loop.call_soon_threadsafe(deaf.hearing if up else deaf.deaf),
+        )
         late["ingest"] = ingest
         self.link = link = MqttLink(cfg.mqtt, loop)
         self.devices = devices = DevicesRuntime(self.loaded, self.metrics)
@@ -128,24 +155,63 @@ class Gateway:
         encoder = LineEncoder()
 
         def write_point(measurement: str, tags: Any, fields: Any, ts: int) -> None:
-            try:
-                writer.add(encoder.encode_point(measurement, tags, fields, ts), None,
-                           "outpost/events")
-            except Unwritable:
-                pass
+            with contextlib.suppress(Unwritable):
+                writer.add(
+                    encoder.encode_point(measurement, tags, fields, ts), None, "outpost/events"
+                )
 
         self.silences = silences = Silences(journal.db)
-        notifications = Notifications(cfg.notify, silences=silences, journal=journal,
-                                      metrics=self.metrics)
-        bus = AlertBus(publish=link.publish, journal=journal,
-                       write_line=lambda line: writer.add(line, None, "outpost/events"),
-                       notify=notifications.submit, metrics=self.metrics, deaf=deaf)
+        notifications = Notifications(
+            cfg.notify, silences=silences, journal=journal, metrics=self.metrics
+        )
+        bus = AlertBus(
+            publish=link.publish,
+            journal=journal,
+            write_line=lambda line: writer.add(line, None, "outpost/events"),
+            notify=notifications.submit,
+            metrics=self.metrics,
+            deaf=deaf,
+        )
+
+        def influx_auth(failing: bool, status: int | None) -> None:
+            at = journal.now()
+            stamp = rfc3339(at)
+            bus.emit(
+                {
+                    "rule": "influx_unauthorized",
+                    "device": "influxdb",
+                    "state": "firing" if failing else "resolved",
+                    "at": stamp,
+                    "severity": "critical",
+                    "value": status,
+                    "message": (
+                        f"InfluxDB refuses the gateway's credentials (HTTP {status}); "
+                        "readings are kept in the outbox"
+                        if failing
+                        else "InfluxDB accepts the gateway's credentials again"
+                    ),
+                    "labels": {},
+                    "active_at": stamp if failing else None,
+                    "fired_at": stamp if failing else None,
+                    "resolved_at": None if failing else stamp,
+                    "trace_id": None,
+                },
+                at,
+            )
+
+        writer.on_auth = influx_auth
         self.dispatcher = dispatcher = CommandDispatcher(
-            cfg.devices, link=link, journal=journal, metrics=self.metrics,
-            on_alert=lambda event: bus.emit(event, journal.now()), on_point=write_point,
-            source_id=cfg.mqtt.client_id)
-        self.rules = rules = RulesRuntime(cfg.rules, journal=journal, bus=bus,
-                                          dispatcher=dispatcher, metrics=self.metrics)
+            cfg.devices,
+            link=link,
+            journal=journal,
+            metrics=self.metrics,
+            on_alert=lambda event: bus.emit(event, journal.now()),
+            on_point=write_point,
+            source_id=cfg.mqtt.client_id,
+        )
+        self.rules = rules = RulesRuntime(
+            cfg.rules, journal=journal, bus=bus, dispatcher=dispatcher, metrics=self.metrics
+        )
         if rules.rule_count:
             pipeline.add_observer(rules.observe)
         self.http = http = HttpServer(self, cfg.http)
@@ -179,8 +245,11 @@ class Gateway:
             for task in done:
                 task.result()
             return
-        log.info("stopping: flushing %d queued messages and %d buffered readings",
-                 pipeline.pending, writer.buffered)
+        log.info(
+            "stopping: flushing %d queued messages and %d buffered readings",
+            pipeline.pending,
+            writer.buffered,
+        )
         ingest.stop_receiving()
         while pipeline.pending:
             pipeline.drain()
@@ -215,9 +284,12 @@ class Gateway:
                 m.outbox_bytes.set(stats.bytes)
                 m.outbox_oldest.set(stats.oldest_age)
                 m.outbox_degraded.set(1 if stats.degraded else 0)
-                totals = {"outbox_full": stats.dropped_full, "outbox_age": stats.dropped_age,
-                          "outbox_damaged": stats.dropped_damaged,
-                          "outbox_fallback": stats.dropped_fallback}
+                totals = {
+                    "outbox_full": stats.dropped_full,
+                    "outbox_age": stats.dropped_age,
+                    "outbox_damaged": stats.dropped_damaged,
+                    "outbox_fallback": stats.dropped_fallback,
+                }
                 for reason, total in totals.items():
                     if total > counted[reason]:
                         m.dropped.labels(reason).inc(total - counted[reason])

@@ -12,7 +12,9 @@ in the order the messages came (MQTT requires PUBACKs in order). A batch that
 InfluxDB refuses as bad (400) or too large (413) is split in halves until the
 refused lines are alone; each is dead-lettered and the rest is written.
 Other failures keep the batch and retry with capped exponential backoff and
-jitter, honouring ``Retry-After``.
+jitter, honouring ``Retry-After``. With an outbox the failed batch goes to disk
+instead, and the backfill task waits out the same delay (``Retry-After``, else the
+backoff) before its next attempt: no write is tried before it has passed.
 
 Memory is bounded by ``max_buffer`` lines. QoS 1 lines are bounded by the
 broker's in-flight window; past the bound the oldest QoS 0 lines are dropped
@@ -52,10 +54,7 @@ class Entry:
 class Backoff:
     """Capped exponential backoff with full jitter."""
 
-    def __init__(self, first: float = 0.5, cap: float = 30.0,
-        outbox: Buffer | None = None,
-        backfill_rate: float = 5000.0,
-) -> None:
+    def __init__(self, first: float = 0.5, cap: float = 30.0) -> None:
         self.first, self.cap, self.attempt = first, cap, 0
 
     def next(self) -> float:
@@ -103,6 +102,7 @@ class InfluxWriter:
         self._stopping = False
         self._deadline = float("inf")
         self._backoff = Backoff()
+        self._not_before = float("-inf")  # no write before this (Retry-After or backoff)
         self._last_error_log = 0.0
         self._last_drop_log = float("-inf")
         self._dropped_unlogged = 0
@@ -110,6 +110,10 @@ class InfluxWriter:
         self.healthy = True
         self._outbox = outbox
         self._backfill_rate = backfill_rate
+        self._auth_failing = False
+        # Called with (True, status) when InfluxDB starts refusing our credentials and
+        # (False, None) when writes succeed again: the gateway raises an alert for it.
+        self.on_auth: Callable[[bool, int | None], None] | None = None
 
     @property
     def buffered(self) -> int:
@@ -164,8 +168,11 @@ class InfluxWriter:
             now = self._clock()
             if now - self._last_drop_log >= 10.0:
                 self._last_drop_log = now
-                log.warning("InfluxDB buffer full (%d readings): dropped the %d oldest QoS 0 "
-                            "readings", self._max_buffer, self._dropped_unlogged)
+                log.warning(
+                    "InfluxDB buffer full (%d readings): dropped the %d oldest QoS 0 readings",
+                    self._max_buffer,
+                    self._dropped_unlogged,
+                )
                 self._dropped_unlogged = 0
 
     async def run(self) -> None:
@@ -205,19 +212,18 @@ class InfluxWriter:
     async def _write_batch(self, batch: list[Entry]) -> None:
         self.writing = batch
         lines = [e for e in batch if e.line is not None]
-        if self._outbox is not None and not self.healthy and lines:
-            # InfluxDB is down: straight to disk, no need to wait for another timeout.
-            if await self._to_outbox(batch, lines):
-                return
+        # InfluxDB is down: straight to disk, no need to wait for another timeout.
+        down = self._outbox is not None and not self.healthy and lines
+        if down and await self._to_outbox(batch, lines):
+            return
         while True:
             try:
                 await self._write_entries(lines)
                 break
             except WriteError as exc:
-                self._failed(exc)
+                delay = self._failed(exc)
                 if self._outbox is not None and await self._to_outbox(batch, lines):
                     return
-                delay = exc.retry_after if exc.retry_after is not None else self._backoff.next()
                 if self._stopping and self._clock() + delay > self._deadline:
                     log.error(
                         "shutting down with %d readings not written to InfluxDB (%s); "
@@ -239,13 +245,26 @@ class InfluxWriter:
         if tokens:
             self._on_acked(tokens)
 
-    def _failed(self, exc: WriteError) -> None:
+    def _failed(self, exc: WriteError) -> float:
+        """Count a failed write; returns the wait before the next one (also kept for backfill)."""
         self._metrics.influx_errors.labels(exc.kind).inc()
         self._metrics.influx_up.set(0)
         if self.healthy and self._outbox is not None:
-            log.error("InfluxDB write failed (%s): %s; readings go to the outbox until it "
-                      "answers again", exc.kind, exc)
+            log.error(
+                "InfluxDB write failed (%s): %s; readings go to the outbox until it "
+                "answers again%s",
+                exc.kind,
+                exc,
+                _hint(exc),
+            )
         self.healthy = False
+        if exc.kind == "auth" and not self._auth_failing:
+            self._auth_failing = True
+            if self.on_auth is not None:
+                self.on_auth(True, exc.status)
+        delay = exc.retry_after if exc.retry_after is not None else self._backoff.next()
+        self._not_before = self._clock() + delay
+        return delay
 
     def _succeeded(self) -> None:
         self._backoff.reset()
@@ -253,6 +272,10 @@ class InfluxWriter:
             log.info("InfluxDB writes succeed again")
         self.healthy = True
         self._metrics.influx_up.set(1)
+        if self._auth_failing:
+            self._auth_failing = False
+            if self.on_auth is not None:
+                self.on_auth(False, None)
 
     async def _to_outbox(self, batch: list[Entry], lines: list[Entry]) -> bool:
         """Make a batch durable in the outbox and acknowledge it; False if the outbox refused."""
@@ -282,10 +305,21 @@ class InfluxWriter:
             self._metrics.outbox_backfilled.inc(len(lines))
 
         if len(self._outbox):
-            log.info("%d readings wait in the outbox from an earlier outage; sending them at "
-                     "up to %d/s", len(self._outbox), self._backfill_rate)
-        await drain(self._outbox, write, limit, stop=stop, retry_delay=2.0,
-                    clock=self._clock)
+            log.info(
+                "%d readings wait in the outbox from an earlier outage; sending them at up to %d/s",
+                len(self._outbox),
+                self._backfill_rate,
+            )
+        # Retry-After, or the backoff after a failure, before the next batch is taken.
+        await drain(
+            self._outbox,
+            write,
+            limit,
+            stop=stop,
+            retry_delay=0.0,
+            clock=self._clock,
+            hold_off=lambda: self._not_before - self._clock(),
+        )
 
     async def _write_entries(self, entries: list[Entry]) -> None:
         if not entries:
@@ -320,14 +354,17 @@ class InfluxWriter:
         now = self._clock()
         if now - self._last_error_log >= 10.0:
             self._last_error_log = now
-            hint = ""
-            if exc.kind == "auth":
-                hint = " — check the InfluxDB credentials; readings are kept and retried"
             log.error(
                 "InfluxDB write failed (%s): %s; %d readings waiting, retry in %.1fs%s",
                 exc.kind,
                 exc,
                 self._buffered,
                 delay,
-                hint,
+                _hint(exc),
             )
+
+
+def _hint(exc: WriteError) -> str:
+    if exc.kind == "auth":
+        return " — check the InfluxDB credentials; readings are kept and retried"
+    return ""

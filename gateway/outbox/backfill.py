@@ -65,16 +65,23 @@ async def drain(
     retry_delay: float = 5.0,
     clock: Callable[[], float] = time.monotonic,
     min_batch: int = 100,
+    hold_off: Callable[[], float] | None = None,
 ) -> None:
     """Send the buffer's lines through ``write`` at most ``limit.rate`` lines/s until ``stop``.
 
     ``write`` raises on failure (the batch is rejected and retried after ``retry_delay``).
+    ``hold_off()`` > 0 says how long to wait before taking the next batch (the writer's
+    ``Retry-After`` or backoff); waiting there, no batch is held open meanwhile.
     Buffers with ``begin_async``/``accept_async``/``reject_async`` (DiskOutbox) are used
     through those, so the event loop never waits for the disk.
     """
     while not stop.is_set():
         if len(buffer) == 0:
             await _pause(stop, idle_wait)
+            continue
+        wait = hold_off() if hold_off is not None else 0.0
+        if wait > 0:
+            await _pause(stop, wait)
             continue
         want = min(limit.burst, max(min_batch, limit.available(clock())))
         delay = limit.wait(want, clock())

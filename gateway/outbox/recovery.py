@@ -12,9 +12,10 @@ Salvage is pure Python and goes through SQLite itself, so rows already accepted
 table by id; where a damaged page makes a read fail it probes forward (doubling the
 step, then bisecting back) to the first id it can read again. A row is kept only when
 it is whole: types right, ``size`` and ``crc`` matching ``line``. Rows on
-unreadable pages are lost; the report estimates how many from the ids skipped. What
-this cannot do: read rows when the schema page (page 1) itself is destroyed — the
-``sqlite3`` shell's ``.recover``, which parses pages directly, could.
+unreadable pages are lost; the report estimates how many from the ids skipped. Rows the
+walk cannot reach because an interior page above them is gone (the usual case for a
+truncated file of more than a few thousand rows) are then read from the leaf pages
+themselves (``pagescan.py``, as the ``sqlite3`` shell's ``.recover`` does).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.outbox import store
+from gateway.outbox import pagescan, store
 
 log = logging.getLogger("outpost.outbox")
 
@@ -123,19 +124,45 @@ def move_aside(path: Path) -> Path:
 
 def salvage(source: Path, dest: sqlite3.Connection, report: Salvage) -> None:
     """Copy every complete readable row of ``source`` into ``dest`` (one transaction)."""
+    src: sqlite3.Connection | None = None
     try:
         src = store.connect(source)
         # Lets SQLite read a file shorter than its header says (truncated) instead of
         # calling the whole file corrupt; nothing is ever written through this connection.
         src.execute("PRAGMA writable_schema=ON")
     except sqlite3.Error:
+        if src is not None:
+            src.close()
+        src = None
+    dest.execute("BEGIN IMMEDIATE")
+    if src is not None:
+        try:
+            _copy_rows(src, dest, report)
+        finally:
+            src.close()
+    _copy_scanned(source, dest, report)
+    dest.execute("COMMIT")
+
+
+def _copy_scanned(source: Path, dest: sqlite3.Connection, report: Salvage) -> None:
+    """Rows the walk could not reach (a lost interior page hides every leaf below it),
+    read from the leaf pages themselves (``pagescan.py``): those in the id ranges the walk
+    skipped, and those past the last id it read."""
+    (top,) = dest.execute("SELECT coalesce(max(id), 0) FROM lines").fetchone()
+    ranges = list(report.skipped)
+
+    def skipped(row_id: int) -> bool:
+        return any(first <= row_id <= last for first, last in ranges)
+
+    found: dict[int, store.Row] = {}
+    for row in pagescan.scan_rows(source):
+        if row[0] not in found and (row[0] > top or skipped(row[0])):
+            found[row[0]] = row
+    if not found:
         return
-    try:
-        dest.execute("BEGIN IMMEDIATE")
-        _copy_rows(src, dest, report)
-        dest.execute("COMMIT")
-    finally:
-        src.close()
+    store.insert_with_ids(dest, list(found.values()))
+    report.recovered += len(found)
+    report.lost_estimate -= sum(1 for row_id in found if skipped(row_id))
 
 
 def _copy_rows(src: sqlite3.Connection, dest: sqlite3.Connection, report: Salvage) -> None:
@@ -157,6 +184,10 @@ def _copy_rows(src: sqlite3.Connection, dest: sqlite3.Connection, report: Salvag
             for r in cur:
                 if not isinstance(r[0], int) or r[0] < next_id:
                     continue  # a damaged b-tree can yield a row twice: keep the first
+                if next_id > -_MAX_ID:
+                    # Ids of waiting rows are contiguous (accepted rows go from the low
+                    # end): a jump means rows on a page the walk stepped over unawares.
+                    _skip(report, next_id, r[0] - 1)
                 if store.intact(r):
                     good.append(r)
                 else:
