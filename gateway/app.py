@@ -13,6 +13,7 @@ import contextlib
 import gc
 import logging
 import sqlite3
+import sys
 from typing import Any
 
 from gateway.actions.alerts import AlertBus, DeafPeriods
@@ -230,6 +231,11 @@ class Gateway:
         # Everything built so far lives as long as the gateway: keep the garbage
         # collector from walking it again and again under load.
         gc.freeze()
+        # Two threads share the GIL: paho's network thread (reading MQTT) and the event
+        # loop (rules, writes). With the default 5 ms switch interval the network thread,
+        # back from each socket read, waits up to 5 ms for the loop to let go; 1 ms keeps
+        # it reading while the rules work.
+        sys.setswitchinterval(0.001)
         link.start()
         ingest.start()
         dispatcher.start()
