@@ -174,3 +174,28 @@ def test_events_cli_shows_the_trail_of_one_reading(rules_config, mosquitto):
     )
     kinds = [json.loads(line)["kind"] for line in as_json.stdout.splitlines()]
     assert kinds == ["alert", "alert", "command"]
+
+
+def test_a_redelivered_reading_causes_no_second_alert_or_command(rules_config, mosquitto):
+    (rules_config.parent / "rules.d" / "greenhouse.yaml").write_text(
+        HOT_RULE.replace("    for: 1s\n", ""))
+    from tests.gateway.test_actions_e2e import FakeFan
+
+    reading = json.dumps({"temperature": 35.0, "ts": int(time.time())})
+    fan = FakeFan(mosquitto.port)  # acknowledges, so nothing is left to resume
+    with Device(mosquitto.port, subscribe=["outpost/alerts/#", "devices/+/set"]) as device:
+        first = GatewayProcess(rules_config).start()
+        device.publish("sensors/gh-1", reading)
+        firing, command = device.collect(2, timeout=10)
+        fan.wait(1)
+        device.publish("sensors/gh-1", reading)  # the same message again (QoS 1 redelivery)
+        assert device.collect(1, timeout=2) == []
+        first.stop()
+        second = GatewayProcess(rules_config).start()  # and again after a restart
+        device.publish("sensors/gh-1", reading)
+        assert device.collect(1, timeout=2) == []
+        second.stop()
+    fan.close()
+    assert len(fan.commands) == 1
+    assert json.loads(firing.payload)["state"] == "firing"
+    assert command.topic == "devices/fan-1/set"
