@@ -29,6 +29,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -69,13 +70,41 @@ class InfluxError(RuntimeError):
     """InfluxDB answered a query or write with an error."""
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nobody listens on right now.
 
-    Another process may take it before we bind it; :meth:`Service.start` retries with new
-    ports when the service reports "address already in use".
+    Chosen *below* the kernel's ephemeral range: a port from that range, free when
+    picked, can be taken a moment later as the local port of any outgoing connection
+    (a test client, the gateway's own HTTP client) before the service binds it. Ports
+    already handed out by this process are not handed out again. Another process may
+    still take one first; :meth:`Service.start` retries with new ports when the service
+    reports "address already in use".
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    low, _ = _ephemeral_range()
+    start = max(1024, low - 20000)
+    for _ in range(200):
+        port = random.randrange(start, low)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # crowded: let the kernel pick
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
 
