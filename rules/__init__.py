@@ -7,6 +7,8 @@ Modules, from text to events::
     lexer      expression text → tokens (durations are tokens)      parser,
     parser     tokens → expression tree (Pratt)                     compiler,
     compiler   tree → type-checked closures                         template)
+    context    what one evaluation sees; Undefined
+    fused      one closure for the common shapes (`avg(5m) > k or value > k`)
     template   message templates
     matching   which rules can match a reading (index)
     windows    incremental sliding windows per (device, metric)

@@ -28,9 +28,10 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from math import inf, nextafter
 from typing import Any
 
+from rules.context import _MISSING, UNDEFINED, Context, Fn
+from rules.fused import WindowTest, fuse_logic, fuse_value_cmp, fuse_window_cmp, threshold
 from rules.lexer import ExprError
 from rules.parser import (
     SCALAR_FUNCTIONS,
@@ -50,32 +51,7 @@ from rules.parser import (
     parse,
     unparse,
 )
-from rules.windows import Series, Window
-
-
-class Undefined(Exception):
-    """Raised inside an evaluation that met an undefined value (caught by the engine)."""
-
-
-UNDEFINED = Undefined()
-_MISSING: Any = object()
-
-
-class Context:
-    """What one evaluation can see. The engine reuses one instance per reading."""
-
-    __slots__ = ("device", "metrics", "now", "series", "tags", "value")
-
-    def __init__(self) -> None:
-        self.value: Any = _MISSING  # _MISSING on tick evaluations (absent rules)
-        self.device = ""
-        self.tags: Any = {}
-        self.now = 0
-        self.series: Series | None = None  # the matched (device, metric)
-        self.metrics: dict[str, Series] = {}  # every series of this device
-
-
-Fn = Callable[[Context], Any]
+from rules.windows import Window
 
 NUM, BOOL, STR, DUR, LIST, ANY = "number", "true/false", "string", "duration", "list", "any"
 
@@ -217,7 +193,7 @@ class _Compiler:
                     lf = _as_bool(lf)
                 if rk == ANY:
                     rf = _as_bool(rf)
-                fused = _fused_logic(op, left, lf, right, rf, self.window_tests)
+                fused = fuse_logic(op, left, lf, right, rf, self.window_tests)
                 if fused is not None:
                     return BOOL, fused
                 if op == "and":
@@ -325,14 +301,14 @@ class _Compiler:
         if op in _ORDER:
             f = _ORDER[op]
             if isinstance(right, Num) and isinstance(left, Name) and left.name == "value":
-                return _value_cmp_const(*_threshold(op, right.value))
+                return fuse_value_cmp(*threshold(op, right.value))
             if isinstance(right, Num) and lf in self.window_calls:
-                test: WindowTest = (*self.window_calls[lf], *_threshold(op, right.value))
-                fused = _window_cmp_const(*test)
+                test: WindowTest = (*self.window_calls[lf], *threshold(op, right.value))
+                fused = fuse_window_cmp(*test)
                 self.window_tests[fused] = test
                 return fused
             if isinstance(right, Num):
-                above, bound = _threshold(op, right.value)
+                above, bound = threshold(op, right.value)
 
                 def cmp_const(c: Context) -> bool:
                     a = lf(c)
@@ -525,163 +501,3 @@ def _not(fn: Fn, check: bool) -> Fn:
         return not v
 
     return run
-
-
-# ------------------------------------------------------------ fused closures
-#
-# Most rules are a window function or ``value`` compared with a constant, alone
-# or joined by ``and``/``or``. Every closure or function call costs about as
-# much as the work inside it, so these shapes get one closure instead of a tree
-# of three or four, and compare inline instead of calling ``operator.gt`` & co.
-# Each behaves exactly like the tree it replaces (same Undefined cases).
-
-
-def _threshold(op: str, k: float) -> tuple[bool, float]:
-    """``x OP k`` as ``x > bound`` (above) or ``x < bound``, for every float x.
-
-    ``x >= k`` is ``x > nextafter(k, -inf)``: no float lies between the two, and
-    NaN fails both; ``k`` is finite (the compiler refuses inf and nan). One
-    strict test per side keeps each fused closure to a single shape.
-    """
-    if op == ">":
-        return True, k
-    if op == ">=":
-        return True, nextafter(k, -inf)
-    if op == "<":
-        return False, k
-    return False, nextafter(k, inf)
-
-
-def _value_cmp_const(above: bool, bound: float) -> Fn:
-    """``value CMP k``: the hot path of most rules."""
-
-    def value_cmp_const(c: Context) -> bool:
-        a = c.value
-        if type(a) is not float:
-            if type(a) is not int:
-                raise UNDEFINED
-            a = float(a)
-        return a > bound if above else a < bound
-
-    return value_cmp_const
-
-
-WindowTest = tuple[str | None, int, str, bool, float]  # metric, span, function, threshold
-
-
-def _window_cmp_const(metric: str | None, span: int, fn: str, above: bool, bound: float) -> Fn:
-    """``fn([metric,] span) CMP k``."""
-    method: Callable[[Window, int], float | None] = getattr(Window, fn)
-    # count/sum of a window the series does not have: 0
-    empty = (bound < 0.0 if above else bound > 0.0) if fn in ("count", "sum") else None
-
-    def window_cmp_const(c: Context) -> bool:
-        s = c.series if metric is None else c.metrics.get(metric)
-        w = s.windows.get(span) if s is not None else None
-        if w is None:
-            if empty is None:
-                raise UNDEFINED
-            return empty
-        result = method(w, c.now)
-        if result is None:
-            raise UNDEFINED
-        return result > bound if above else result < bound
-
-    return window_cmp_const
-
-
-def _value_test(node: Node) -> tuple[bool, float] | None:
-    """The threshold if ``node`` is ``value CMP k`` with an ordering CMP."""
-    if (
-        isinstance(node, Binary)
-        and node.op in _ORDER
-        and isinstance(node.left, Name)
-        and node.left.name == "value"
-        and isinstance(node.right, Num)
-    ):
-        return _threshold(node.op, node.right.value)
-    return None
-
-
-def _fused_logic(
-    op: str, left: Node, lf: Fn, right: Node, rf: Fn, window_tests: dict[Fn, WindowTest]
-) -> Fn | None:
-    """``A and/or B`` as one closure when A or B is ``value CMP k`` (else None).
-
-    ``stop`` is the result that ends the evaluation early: true for ``or``,
-    false for ``and``; otherwise the result is the other side's.
-    """
-    stop = op == "or"
-    test = _value_test(right)
-    if test is not None:
-        wt = window_tests.get(lf)
-        if wt is not None:
-            return _window_then_value(stop, wt, *test)
-        return _then_value(stop, lf, *test)
-    test = _value_test(left)
-    if test is not None:
-        return _value_then(stop, *test, rf)
-    return None
-
-
-def _then_value(stop: bool, lf: Fn, above: bool, bound: float) -> Fn:
-    """``X or value CMP k`` / ``X and value CMP k``."""
-    early = stop  # (returned instead of `stop`: mypy narrows `stop` to Any after `is`)
-
-    def then_value(c: Context) -> bool:
-        if lf(c) is stop:
-            return early
-        a = c.value
-        if type(a) is not float:
-            if type(a) is not int:
-                raise UNDEFINED
-            a = float(a)
-        return a > bound if above else a < bound
-
-    return then_value
-
-
-def _value_then(stop: bool, above: bool, bound: float, rf: Fn) -> Fn:
-    """``value CMP k or X`` / ``value CMP k and X``."""
-
-    def value_then(c: Context) -> bool:
-        a = c.value
-        if type(a) is not float:
-            if type(a) is not int:
-                raise UNDEFINED
-            a = float(a)
-        if (a > bound if above else a < bound) is stop:
-            return stop
-        return rf(c) is True
-
-    return value_then
-
-
-def _window_then_value(stop: bool, wt: WindowTest, above2: bool, bound2: float) -> Fn:
-    """``fn(span) CMP k or value CMP k2`` (or ``and``): both tests inline."""
-    metric, span, fn, above, bound = wt
-    method: Callable[[Window, int], float | None] = getattr(Window, fn)
-    empty = (bound < 0.0 if above else bound > 0.0) if fn in ("count", "sum") else None
-
-    def window_then_value(c: Context) -> bool:
-        s = c.series if metric is None else c.metrics.get(metric)
-        w = s.windows.get(span) if s is not None else None
-        if w is None:
-            if empty is None:
-                raise UNDEFINED
-            if empty is stop:
-                return stop
-        else:
-            result = method(w, c.now)
-            if result is None:
-                raise UNDEFINED
-            if (result > bound if above else result < bound) is stop:
-                return stop
-        a = c.value
-        if type(a) is not float:
-            if type(a) is not int:
-                raise UNDEFINED
-            a = float(a)
-        return a > bound2 if above2 else a < bound2
-
-    return window_then_value

@@ -45,7 +45,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rules.compiler import _MISSING, Context, Undefined
+from rules.context import _MISSING, Context, Undefined
 from rules.events import AlertEvent, CommandRequest, Output
 from rules.matching import Entry, RuleIndex, compile_glob, topic_matches
 from rules.model import ReadingLike, Rule, RuleSet, Value

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from rules import ExprError, compile_condition
-from rules.compiler import Context, Undefined
+from rules.context import Context, Undefined
 from rules.parser import parse, unparse
 
 STALE = 300 * 10**9

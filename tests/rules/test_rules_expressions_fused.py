@@ -13,7 +13,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules.compiler import Context, Undefined, compile_condition
+from rules.compiler import compile_condition
+from rules.context import Context, Undefined
 from rules.windows import Series
 
 S = 10**9

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules import ExprError, compile_condition
-from rules.compiler import Context, Undefined
+from rules.context import Context, Undefined
 from rules.windows import Series
 
 STALE = 300 * 10**9
