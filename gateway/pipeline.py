@@ -110,52 +110,46 @@ class Pipeline:
         route = self._router.route(topic)
         if route is None:
             self._metrics.messages.labels("", "unmatched").inc()
-            self._deadletters.send(
-                topic, payload, "no_input", "topic matches no input template (an empty level?)"
+            self._refuse(
+                None,
+                topic,
+                payload,
+                token,
+                "no_input",
+                "topic matches no input template (an empty level?)",
             )
-            self._enqueue(None, token, topic, None)
             return
         spec, fields = route
         if len(payload) > spec.max_payload:
-            self._rejected[spec.name].inc()
-            self._deadletters.send(
+            self._refuse(
+                spec,
                 topic,
                 payload,
+                token,
                 "too_large",
                 f"{len(payload)} bytes > max_payload {spec.max_payload}",
             )
-            self._enqueue(None, token, topic, None)
             return
         self._trace_seq += 1
         received = time.time_ns()
         message = Message(
-            topic,
-            payload,
-            fields,
-            received,
-            trace_id=f"{self._trace_prefix}{self._trace_seq:x}",
+            topic, payload, fields, received, trace_id=f"{self._trace_prefix}{self._trace_seq:x}"
         )
         try:
             readings = spec.decoder.decode(message)
         except DecodeError as exc:
-            self._rejected[spec.name].inc()
-            self._deadletters.send(topic, payload, exc.reason, str(exc))
-            self._enqueue(None, token, topic, None)
+            self._refuse(spec, topic, payload, token, exc.reason, str(exc))
             return
         except Exception as exc:  # a decoder bug must not stop the gateway
             log.exception("decoder %s failed on %s", spec.name, topic[:120])
-            self._rejected[spec.name].inc()
-            self._deadletters.send(topic, payload, "decoder_error", f"{type(exc).__name__}")
-            self._enqueue(None, token, topic, None)
+            self._refuse(spec, topic, payload, token, "decoder_error", type(exc).__name__)
             return
         if received < self._valid_after and any(r.ts == received for r in readings):
             self._hold(readings, token, topic, spec, payload, received)
             return
         checked, reason = spec.time_policy.check(readings, received)
         if reason is not None:
-            self._rejected[spec.name].inc()
-            self._deadletters.send(topic, payload, reason, "reading time out of tolerance")
-            self._enqueue(None, token, topic, None)
+            self._refuse(spec, topic, payload, token, reason, "reading time out of tolerance")
             return
         if checked is not readings:
             self._metrics.time_corrections.labels(spec.time_policy.action).inc()
@@ -165,13 +159,30 @@ class Pipeline:
         self._readings[spec.name].inc(len(checked))
         self._enqueue(checked, token, topic, spec)
 
+    def _refuse(
+        self,
+        spec: Input | None,
+        topic: str,
+        payload: bytes,
+        token: object | None,
+        reason: str,
+        detail: str,
+    ) -> None:
+        """Dead-letter a message; its acknowledgement still waits its turn in the queue."""
+        if spec is not None:
+            self._rejected[spec.name].inc()
+        self._deadletters.send(topic, payload, reason, detail)
+        self._enqueue(None, token, topic, None)
+
     def _with_device_tags(self, readings: list[Reading]) -> list[Reading]:
         """Add the ``tags:`` of the device's ``devices:`` entry (the reading's own win)."""
         tags = self._device_tags
         if not any(r.device in tags for r in readings):
             return readings
-        return [dataclasses.replace(r, tags={**tags[r.device], **r.tags}) if r.device in tags
-                else r for r in readings]
+        return [
+            dataclasses.replace(r, tags={**tags[r.device], **r.tags}) if r.device in tags else r
+            for r in readings
+        ]
 
     def _hold(
         self,
@@ -183,13 +194,14 @@ class Pipeline:
         received: int,
     ) -> None:
         if self._unsynced == DEADLETTER or len(self._held) >= self._hold_max:
-            self._deadletters.send(
+            self._refuse(
+                spec,
                 topic,
                 payload,
+                token,
                 "clock_unsynced",
                 "the gateway's clock is not set yet (no NTP answer)",
             )
-            self._enqueue(None, token, topic, None)
             return
         self._metrics.held.inc()
         self._held.append((readings, token, topic, spec, received, time.monotonic_ns()))
