@@ -81,6 +81,9 @@ class RulesRuntime:
         self._metrics = metrics
         self._clock = clock
         ruleset, self._files = load_rule_files(patterns)
+        # Problems of the rule files on disk when they last changed into something
+        # invalid (the running rules are then still the last valid set); [] when valid.
+        self.errors: list[str] = []
         self._mtimes = self._stat()
         self.engine = Engine(ruleset)
         self._index_rules(ruleset)
@@ -103,6 +106,10 @@ class RulesRuntime:
             for r in ruleset.rules
             if r.is_absence
         }
+
+    @property
+    def files(self) -> list[str]:
+        return [str(path) for path in self._files]
 
     @property
     def rule_count(self) -> int:
@@ -193,6 +200,7 @@ class RulesRuntime:
         try:
             ruleset, files = load_rule_files(self._patterns)
         except SourceError as exc:
+            self.errors = [str(problem) for problem in exc.problems]
             self._metrics.rule_reloads.labels("refused").inc()
             log.error(
                 "rule files changed but are invalid; the previous rules keep running:\n%s", exc
@@ -200,6 +208,7 @@ class RulesRuntime:
             return False
         result = self.engine.reload(ruleset)
         self._files = files
+        self.errors = []
         self._index_rules(ruleset)
         self._metrics.rule_reloads.labels("applied").inc()
         log.info(

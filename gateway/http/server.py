@@ -26,7 +26,6 @@ to the gateway's pipeline as an observer.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
@@ -225,9 +224,7 @@ class HttpServer:
         return _json({"alerts": views.alerts(self._gw)})
 
     async def rules(self, request: web.Request) -> web.Response:
-        files = await asyncio.get_running_loop().run_in_executor(
-            None, views.rule_files_status, list(self._gw.config.rules))
-        return _json({"rules": views.rules(self._gw), **files})
+        return _json({"rules": views.rules(self._gw), **views.rule_files_status(self._gw)})
 
     async def events(self, request: web.Request) -> web.Response:
         journal = self._gw.journal

@@ -100,21 +100,16 @@ def rules(gw: Gateway) -> list[dict[str, Any]]:
     return out
 
 
-def rule_files_status(patterns: list[str]) -> dict[str, Any]:
-    """Validate the rule files as they are on disk now (run off the event loop).
+def rule_files_status(gw: Gateway) -> dict[str, Any]:
+    """Whether the rule files are valid as last read (they are re-read when they change).
 
     The running rules are the last valid set: files that changed into something
     invalid are refused, and this says so with every error (``file:line: …``).
     """
-    from gateway.alerting import load_rule_files, rule_files
-    from rules import SourceError
-
-    files = [str(p) for p in rule_files(patterns)]
-    try:
-        load_rule_files(patterns)
-    except SourceError as exc:
-        return {"valid": False, "files": files, "errors": str(exc).splitlines()}
-    return {"valid": True, "files": files, "errors": []}
+    rules = gw.rules
+    if rules is None:
+        return {"valid": True, "files": [], "errors": []}
+    return {"valid": not rules.errors, "files": rules.files, "errors": list(rules.errors)}
 
 
 def commands_recent(gw: Gateway, limit: int = 20) -> list[dict[str, Any]]:
