@@ -1,8 +1,8 @@
 """The events Outpost publishes or writes, as schemas (``outpost schema``).
 
-These pydantic models are the documented shape of each event; the code that
-emits an event builds the same keys, and tests validate emitted events
-against these models.
+These pydantic models are the documented shape of each event the gateway
+builds itself; the alert event's schema comes from the rules engine that emits
+it (:func:`rules.alert_event_schema`), so there is one definition of each.
 """
 
 from __future__ import annotations
@@ -41,23 +41,6 @@ class DeadLetter(_Event):
     size: int | None = Field(None, description="original payload size when truncated")
 
 
-class AlertEvent(_Event):
-    """Published on ``outpost/alerts/{rule}/{device}`` at every alert transition."""
-
-    rule: str
-    device: str
-    state: Literal["pending", "firing", "resolved", "inactive"]
-    at: str = Field(description="when this transition happened (RFC 3339 UTC, ms)")
-    severity: str
-    value: float | bool | str | None
-    message: str
-    labels: dict[str, str]
-    active_at: str | None
-    fired_at: str | None
-    resolved_at: str | None
-    trace_id: str
-
-
 class Command(_Event):
     """Published on ``devices/{device}/set`` (outpost convention): an id plus the settings."""
 
@@ -77,7 +60,6 @@ class CommandAck(_Event):
 EVENTS: dict[str, type[BaseModel]] = {
     "reading": RecordedReading,
     "deadletter": DeadLetter,
-    "alert": AlertEvent,
     "command": Command,
     "command-ack": CommandAck,
 }

@@ -8,18 +8,15 @@ from typing import Any
 
 from gateway.config.schema import Config
 from gateway.events import EVENTS
+from rules import alert_event_schema, rule_file_schema
 
 
 def all_schemas() -> dict[str, dict[str, Any]]:
     schemas: dict[str, dict[str, Any]] = {"config": Config.model_json_schema()}
-    try:
-        from rules.schema import rule_file_schema
-    except ImportError:  # rules engine not installed in this build
-        pass
-    else:
-        schemas["rules"] = rule_file_schema()
+    schemas["rules"] = rule_file_schema()
     for name, model in EVENTS.items():
         schemas[f"event-{name}"] = model.model_json_schema()
+    schemas["event-alert"] = alert_event_schema()
     for name, schema in schemas.items():
         schema.setdefault("$schema", "https://json-schema.org/draft/2020-12/schema")
         schema.setdefault("title", name)
