@@ -19,7 +19,7 @@ Starts its own Mosquitto and influxd (tests/services.py) and the real
     the bridge's bounded queue drops the oldest and those steps lose lines by design).
 
 The bridge runs inside the gateway (its ``serial:`` list) with ``--bridge
-gateway``, or as ``python -m devices serial`` beside it with ``--bridge
+gateway``, or as ``outpost device serial`` beside it with ``--bridge
 process``; ``auto`` picks ``gateway`` once ``gateway/app.py`` runs
 ``DevicesRuntime``.
 
@@ -264,7 +264,7 @@ def system(mode: str, broker: Mosquitto, influx: InfluxDB, workdir: Path, sensor
     if mode == "process":
         logs.append(open(workdir / "bridge.log", "w"))  # noqa: SIM115
         procs["bridge"] = subprocess.Popen(
-            [sys.executable, "-m", "devices", "serial", "--port", str(sensor.link),
+            [sys.executable, "-m", "gateway", "device", "serial", "--port", str(sensor.link),
              "--device", device, "--profile", "bme280", "--host", "127.0.0.1",
              "--port-mqtt", str(broker.port)],
             cwd=REPO, stdout=logs[1], stderr=subprocess.STDOUT)  # fmt: skip

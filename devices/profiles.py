@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.model import InvalidReading, Reading, Value, check_identifier, check_value
+from devices.model import InvalidReading, Reading, Value, check_identifier, check_value
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,27 +16,27 @@ import sqlite3
 import sys
 from typing import Any
 
+from devices import catalog as registry
 from gateway.actions.alerts import AlertBus, DeafPeriods
 from gateway.actions.dispatcher import CommandDispatcher
 from gateway.actions.notify import Notifications
+from gateway.actions.rules_runtime import RulesRuntime, load_rule_files
 from gateway.actions.silences import Silences
-from gateway.alerting import RulesRuntime, load_rule_files
 from gateway.config import Config, LoadedConfig
-from gateway.deadband import Deadband
 from gateway.deadletter import DeadLetters
-from gateway.decoders import catalog as registry
 from gateway.devices_runtime import DevicesRuntime
 from gateway.http.server import HttpServer
 from gateway.influx import make_sink
 from gateway.influx.lineproto import LineEncoder, Unwritable
 from gateway.influx.writer import InfluxWriter
+from gateway.ingest.deadband import Deadband
+from gateway.ingest.pipeline import Input, Pipeline
+from gateway.ingest.timekeeping import TimePolicy
 from gateway.journal import Journal
 from gateway.metrics import Metrics
-from gateway.mqtt.ingest import MqttIngest
 from gateway.mqtt.link import MqttLink
+from gateway.mqtt.subscriber import MqttIngest
 from gateway.outbox import DiskOutbox, OutboxError
-from gateway.pipeline import Input, Pipeline
-from gateway.timekeeping import TimePolicy
 from gateway.topics import TopicTemplate
 from rules import rfc3339
 

@@ -62,13 +62,13 @@ from prometheus_client.registry import Collector
 
 import devices.conventions as conventions
 from devices.conventions.base import Availability, Convention
+from devices.decoding import Message
+from devices.model import InvalidReading, Reading
+from devices.presence import NS, DeviceRegistry
 from devices.profiles import get_profile
-from devices.registry import NS, DeviceRegistry
 from devices.serial.bridge import SerialBridge, bridges_from_config
 from gateway.config import LoadedConfig
-from gateway.decoders.base import Message
 from gateway.metrics import Metrics
-from gateway.model import InvalidReading, Reading
 from gateway.topics import TopicRouter, TopicTemplate
 
 log = logging.getLogger("outpost.devices")

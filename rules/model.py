@@ -2,7 +2,7 @@
 
 :class:`ReadingLike` is the structural protocol for readings: the engine reads
 ``device, metric, value, ts, tags`` (and ``topic``/``trace_id`` when present,
-through ``getattr``), so ``gateway.model.Reading`` fits without ``rules/``
+through ``getattr``), so ``devices.model.Reading`` fits without ``rules/``
 importing the gateway.
 
 A :class:`Rule` is immutable and fully checked; its :attr:`Rule.fingerprint`
@@ -30,7 +30,7 @@ SEVERITIES = ("info", "warning", "critical")
 
 
 class ReadingLike(Protocol):
-    """A reading as the engine needs it (``gateway.model.Reading`` satisfies it).
+    """A reading as the engine needs it (``devices.model.Reading`` satisfies it).
 
     Optional attributes read with ``getattr``: ``topic: str``, ``trace_id: str``.
     """

@@ -2,8 +2,8 @@
 
 Adding a convention is adding a module with a class that satisfies
 :class:`devices.conventions.base.Convention` and one line in ``_BUILTIN``.
-Importing this package registers every convention as a payload format in
-``gateway.decoders.registry`` (the convention object is its own decoder).
+Every convention is also a payload format (the convention object is its own
+decoder): :mod:`devices.catalog` offers both under ``format:``.
 
 Names: ``outpost``, ``zigbee2mqtt``, ``tasmota``, ``esphome``, ``shelly_gen2``, ``homie``.
 """
@@ -55,15 +55,11 @@ class ConventionFactory(Protocol):
 _CONVENTIONS: dict[str, ConventionFactory] = {}
 
 
-def register(name: str, factory: ConventionFactory, *, as_format: bool = True) -> None:
-    """Make ``convention: name`` (and, unless told otherwise, ``format: name``) available."""
+def register(name: str, factory: ConventionFactory) -> None:
+    """Make ``convention: name`` (and so ``format: name``) available."""
     if name in _CONVENTIONS:
         raise ValueError(f"device convention {name!r} registered twice")
     _CONVENTIONS[name] = factory
-    if as_format:
-        from gateway.decoders import registry
-
-        registry.register(name, factory)
 
 
 def create(name: str, options: Mapping[str, Any] | None = None) -> Convention:

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from gateway.decoders.base import DecodeError, Message
-from gateway.model import InvalidReading, Reading, Value, check_identifier, check_value
+from devices.decoding import DecodeError, Message
+from devices.model import InvalidReading, Reading, Value, check_identifier, check_value
 
 __all__ = [
     "AckOutcome",

@@ -50,7 +50,7 @@ from devices.conventions.base import (
     scalar_from_text,
     text_of,
 )
-from gateway.model import InvalidReading, Reading
+from devices.model import InvalidReading, Reading
 
 # Components whose state is ON/OFF (a text_sensor saying "On" stays text).
 _ON_OFF_COMPONENTS = frozenset({"switch", "binary_sensor", "fan", "light", "output"})

@@ -45,7 +45,7 @@ from devices.conventions.base import (
     scalar_from_text,
     text_of,
 )
-from gateway.model import InvalidReading, Reading, Value
+from devices.model import InvalidReading, Reading, Value
 
 _ONLINE = {"ready": True, "alert": True, "disconnected": False, "lost": False, "sleeping": False}
 MAX_REMEMBERED = 20_000

@@ -34,7 +34,7 @@ from devices.conventions.base import (
     scalar_from_text,
     text_of,
 )
-from gateway.model import InvalidReading, Reading
+from devices.model import InvalidReading, Reading
 
 TIME_FIELD = "ts"
 

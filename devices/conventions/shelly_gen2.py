@@ -53,7 +53,7 @@ from devices.conventions.base import (
     parse_json_object,
     text_of,
 )
-from gateway.model import InvalidReading, Reading
+from devices.model import InvalidReading, Reading
 
 _FIELDS = {
     "output": ("output", ""),

@@ -57,7 +57,7 @@ from devices.conventions.base import (
     snake,
     text_of,
 )
-from gateway.model import InvalidReading, Reading
+from devices.model import InvalidReading, Reading
 
 _POWER = re.compile(r"^POWER\d*$", re.IGNORECASE)
 _STATE_FIELDS = {"Dimmer": "dimmer", "CT": "ct", "White": "white", "UptimeSec": "uptime"}

@@ -51,7 +51,7 @@ from devices.conventions.base import (
     same_value,
     text_of,
 )
-from gateway.model import InvalidReading, Reading
+from devices.model import InvalidReading, Reading
 
 IGNORED_FIELDS = ("last_seen", "update", "update_available")
 

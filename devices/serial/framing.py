@@ -34,7 +34,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.model import Value
+from devices.model import Value
 
 Frame = dict[str, Any]
 

@@ -1,6 +1,6 @@
 """Where every alert event goes: MQTT, the journal, InfluxDB and the notifiers.
 
-Rule alerts (from :mod:`gateway.alerting`) and the gateway's own alerts
+Rule alerts (from :mod:`gateway.actions.rules_runtime`) and the gateway's own alerts
 (``command_failed``) take the same path, so they look the same to every
 consumer: published on ``outpost/alerts/{rule}/{device}`` at QoS 1, appended
 to the journal, written to InfluxDB as ``outpost_alerts`` (for Grafana

@@ -35,12 +35,12 @@ from typing import Any
 
 from devices import conventions
 from devices.conventions import AckOutcome, AckTracker, Convention, PendingCommand
+from devices.decoding import Message
+from devices.model import InvalidReading
 from gateway.actions.policy import CommandPolicy, Refused
 from gateway.config.schema import DeviceConfig
-from gateway.decoders.base import Message
 from gateway.journal import Journal
 from gateway.metrics import Metrics
-from gateway.model import InvalidReading
 from gateway.mqtt.link import MqttLink
 from rules import rfc3339
 

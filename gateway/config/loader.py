@@ -199,7 +199,7 @@ def _read_secret_files(node: Any, base_dir: Path, problems: list[Problem]) -> No
 def _cross_checks(config: Config, data: LocDict, origin: Mark) -> list[Problem]:
     # Imported here: these modules pull in decoders, which config validation
     # only needs for the names.
-    from gateway.decoders import catalog as registry
+    from devices import catalog as registry
     from gateway.topics import TemplateError, TopicTemplate
 
     problems: list[Problem] = []

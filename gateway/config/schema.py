@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.units import parse_duration, parse_size
+from gateway.config.units import parse_duration, parse_size
 
 Duration = Annotated[
     float,

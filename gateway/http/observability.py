@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.http import views
-from gateway.live import NS
+from gateway.status import views
+from gateway.status.live import NS
 
 if TYPE_CHECKING:
     from gateway.http.server import HttpServer

@@ -20,7 +20,7 @@ mutating call needs ``Authorization: Bearer <token>`` with the token from
 ``http.token_file``, compared in constant time. Without a configured token,
 mutating calls are refused (403).
 
-Building the server attaches the live view (:class:`gateway.live.LiveState`)
+Building the server attaches the live view (:class:`gateway.status.live.LiveState`)
 to the gateway's pipeline as an observer.
 """
 
@@ -39,11 +39,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.actions.dispatcher import Origin
 from gateway.config.schema import HttpConfig
-from gateway.http import views
+from gateway.config.units import parse_duration
 from gateway.http.observability import HttpCollector
 from gateway.http.stream import Stream
-from gateway.live import LiveState
-from gateway.units import parse_duration
+from gateway.status import views
+from gateway.status.live import LiveState
 from rules import rfc3339
 
 if TYPE_CHECKING:
@@ -81,8 +81,8 @@ class HttpServer:
         self._token = cfg.token.get_secret_value().encode() if cfg.token else None
         self._runner: web.AppRunner | None = None
         self.live = LiveState(max_series=cfg.live_max_series)
-        if gateway.pipeline is not None and cfg.dashboard:
-            gateway.pipeline.add_observer(self.live.observe)
+        if gateway.ingest.pipeline is not None and cfg.dashboard:
+            gateway.ingest.pipeline.add_observer(self.live.observe)
         self.stream = Stream(gateway, self.live)
         self._collector = HttpCollector(self)
         gateway.metrics.registry.register(self._collector)

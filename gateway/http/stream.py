@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.http import views
-from gateway.live import LiveState
+from gateway.status import views
+from gateway.status.live import LiveState
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

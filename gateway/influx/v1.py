@@ -11,8 +11,8 @@ import gzip
 
 import aiohttp
 
+from gateway.config.security import redact_url, redact_urls_in
 from gateway.influx.sink import WriteError, kind_of, parse_retry_after
-from gateway.security import redact_url, redact_urls_in
 
 
 def _quote_ident(name: str) -> str:

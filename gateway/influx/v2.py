@@ -11,8 +11,8 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.client.write_api import WritePrecision
 from influxdb_client.rest import ApiException
 
+from gateway.config.security import redact_url, redact_urls_in
 from gateway.influx.sink import WriteError, kind_of, parse_retry_after
-from gateway.security import redact_url, redact_urls_in
 
 
 class InfluxV2Sink:

@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from devices.cli import add_parser, configs_from_args
 from devices.serial.bridge import bridges_from_config
+from gateway.cli.device import add_parser, configs_from_args
 from gateway.config.schema import Config
 
 

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import devices.conventions as conventions
+from devices import catalog as registry
 from devices.conventions import AckOutcome, AckTracker, PendingCommand
-from gateway.decoders import catalog as registry
-from gateway.decoders.base import Message
-from gateway.model import InvalidReading
+from devices.decoding import Message
+from devices.model import InvalidReading
 
 NAMES = ["esphome", "homie", "outpost", "shelly_gen2", "tasmota", "zigbee2mqtt"]
 

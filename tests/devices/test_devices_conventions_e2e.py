@@ -17,7 +17,7 @@ import pytest
 
 import devices.conventions as conventions
 from devices.conventions import AckOutcome, AckTracker, PendingCommand
-from gateway.decoders.base import Message
+from devices.decoding import Message
 
 Out = list[tuple[str, bytes | str, bool]]  # (topic, payload, retain)
 

@@ -11,8 +11,8 @@ import pytest
 
 import devices.conventions as conventions
 from devices.conventions import Availability, PendingCommand
-from gateway.decoders.base import Message
-from gateway.model import InvalidReading
+from devices.decoding import Message
+from devices.model import InvalidReading
 
 NOW = 1_795_755_841_000_000_000
 

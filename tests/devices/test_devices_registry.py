@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from devices.conventions import Availability
-from devices.registry import DeviceRegistry
-from gateway.model import Reading
+from devices.model import Reading
+from devices.presence import DeviceRegistry
 
 S = 1_000_000_000
 

@@ -9,8 +9,8 @@ import pytest
 
 import devices.conventions as conventions
 from devices.conventions import Availability, PendingCommand
-from gateway.decoders.base import Message
-from gateway.model import InvalidReading
+from devices.decoding import Message
+from devices.model import InvalidReading
 
 Z2M = conventions.create("zigbee2mqtt", {"topic": "zigbee2mqtt/{device}", "format": "zigbee2mqtt"})
 NOW = 1_795_755_841_000_000_000

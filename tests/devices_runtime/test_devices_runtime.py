@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
+from devices.model import Reading
 from gateway.config import LoadedConfig
 from gateway.config.loader import parse_config
 from gateway.config.schema import Config
 from gateway.devices_runtime import DevicesRuntime, rfc3339_ms
 from gateway.metrics import Metrics
-from gateway.model import Reading
 
 S = 1_000_000_000
 T0 = 1_795_755_841 * S  # 2026-11-27T…

@@ -12,7 +12,7 @@ from typing import Any
 from gateway.config.loader import parse_config
 from gateway.devices_runtime import DevicesRuntime
 from gateway.metrics import Metrics
-from gateway.mqtt.ingest import MqttIngest
+from gateway.mqtt.subscriber import MqttIngest
 from tests.devices.conftest import until
 
 

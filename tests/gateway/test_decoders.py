@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.decoders import catalog as registry
-from gateway.decoders.base import DecodeError, Message
-from gateway.decoders.formats.common import parse_time
-from gateway.decoders.formats.influx_lines import parse_line
+from devices import catalog as registry
+from devices.decoding import DecodeError, Message
+from devices.formats.common import parse_time
+from devices.formats.influx_lines import parse_line
+from devices.model import Reading
 from gateway.influx.lineproto import LineEncoder
-from gateway.model import Reading
 from gateway.topics import TemplateError, TopicRouter, TopicTemplate
 
 NOW = 1_795_755_841_000_000_000

@@ -6,9 +6,9 @@ import json
 import time
 from datetime import UTC, datetime
 
-from gateway.deadband import Deadband
-from gateway.model import Reading
-from gateway.timekeeping import TimePolicy
+from devices.model import Reading
+from gateway.ingest.deadband import Deadband
+from gateway.ingest.timekeeping import TimePolicy
 from tests.gateway.harness import Device, GatewayProcess, gateway_config, write_config
 
 S = 1_000_000_000

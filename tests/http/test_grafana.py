@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+from devices.model import Reading
 from gateway.influx.lineproto import LineEncoder
-from gateway.model import Reading
 from tests.http.conftest import LiveGateway
 from tests.services import InfluxDB, VictoriaMetrics
 

@@ -1,11 +1,11 @@
-"""The dashboard's in-memory live view (gateway/live.py), on a fake clock."""
+"""The dashboard's in-memory live view (gateway/status/live.py), on a fake clock."""
 
 from __future__ import annotations
 
 import itertools
 
-from gateway.live import NS, LiveState
-from gateway.model import Reading
+from devices.model import Reading
+from gateway.status.live import NS, LiveState
 
 
 class Clock:
@@ -85,7 +85,7 @@ def test_devices_go_offline_when_silent() -> None:
 def test_devices_come_from_the_device_registry_when_the_gateway_has_one() -> None:
     from types import SimpleNamespace
 
-    from gateway.http import views
+    from gateway.status import views
 
     live = LiveState(clock=Clock())
     live.observe(reading("gh-1", "t", 1.0))

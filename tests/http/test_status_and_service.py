@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.http import status_cli
+from gateway.cli import status as status_cli
 from gateway.logsetup import JournaldFormatter, JsonFormatter
 from tests.http.conftest import LiveGateway, unique
 

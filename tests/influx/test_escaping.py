@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devices.model import Reading
 from gateway.influx.lineproto import LineEncoder, Unwritable
 from gateway.influx.v1 import InfluxV1Sink
-from gateway.model import Reading
 
 TRICKY = " ,=\"'\\#/+äéß€日本🙂🌡️"
 text = st.text(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import cli_rules
+from gateway.cli import rules as cli_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "greenhouse"
@@ -21,7 +21,7 @@ S = 10**9
 
 def outpost(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli_rules", *args],
+        [sys.executable, "-m", "gateway", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""gateway.security: permission warnings, exposure warnings, redaction; config errors
+"""gateway.config.security: permission warnings, exposure warnings, redaction; config errors
 that never echo a secret; the HTTP defaults."""
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ import pytest
 
 from gateway.config import LoadedConfig, load_config
 from gateway.config.schema import Config
-from gateway.influx.v1 import InfluxV1Sink
-from gateway.influx.v2 import InfluxV2Sink
-from gateway.security import (
+from gateway.config.security import (
     RedactingFilter,
     check_exposure,
     check_permissions,
@@ -22,6 +20,8 @@ from gateway.security import (
     secret_values,
     startup_warnings,
 )
+from gateway.influx.v1 import InfluxV1Sink
+from gateway.influx.v2 import InfluxV2Sink
 from rules.yamlsrc import SourceError
 
 SECRET = "s3cret-Value-42"

@@ -9,26 +9,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 
+from gateway.cli import actions, device, events, record, status
+from gateway.cli import rules as rules_verbs
 from rules.yamlsrc import SourceError
+from simulators import cli as simulate
 
 log = logging.getLogger("outpost")
 
-# Verbs implemented in other packages: (module, function adding the parser).
-_PLUGGED_VERBS = [
-    ("simulators.cli", "add_parser"),
-    ("devices.cli", "add_parser"),
-    ("gateway.cli_rules", "add_parser"),
-    ("gateway.record", "add_parser"),
-    ("gateway.events_cli", "add_parser"),
-    ("gateway.cli_actions", "add_parser"),
-    ("gateway.http.status_cli", "add_parser"),
-]
+# Verbs with a module of their own; each adds its parser with (subparsers, common).
+_VERBS = (simulate, device, rules_verbs, record, events, actions, status)
 
 
 def setup_logging(level: str, fmt: str = "text") -> None:
@@ -47,7 +41,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     setup_logging(args.log_level or loaded.config.log_level, loaded.config.log_format)
-    from gateway import security
+    from gateway.config import security
 
     security.install_log_redaction(loaded.config)
     for warning in security.startup_warnings(loaded):
@@ -81,19 +75,19 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     cfg = loaded.config
-    from gateway.alerting import load_rule_files
+    from gateway.actions.rules_runtime import load_rule_files
 
     try:
         ruleset, files = load_rule_files(cfg.rules)
     except SourceError as exc:
         print(exc, file=sys.stderr)
         return 1
-    from gateway import security
+    from gateway.config import security
 
     for warning in security.startup_warnings(loaded):
         print(f"warning: {warning}", file=sys.stderr)
     where = loaded.path or "built-in defaults"
-    from gateway.security import redact_url
+    from gateway.config.security import redact_url
 
     url = redact_url(cfg.influx.url)  # it may carry user:password@
     influx = (
@@ -109,26 +103,11 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from gateway.schemas import write_schemas
+    from gateway.cli.schema import write_schemas
 
     for path in write_schemas(args.out):
         print(path)
     return 0
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    """Give a plugged-in verb (and its sub-verbs) the -c option every verb takes."""
-    if "--config" not in parser._option_string_actions:
-        parser.add_argument(
-            "-c",
-            "--config",
-            metavar="FILE",
-            help="config file (default: ./outpost.yaml if present)",
-        )
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for child in action.choices.values():
-                _add_common(child)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,21 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schema.set_defaults(func=_cmd_schema)
 
-    for module_name, function in _PLUGGED_VERBS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        add = getattr(module, function)
-        try:
-            add(sub, common)
-        except TypeError:
-            before = set(sub.choices)
-            add(sub)
-            for name in set(sub.choices) - before:
-                _add_common(sub.choices[name])
+    for verb in _VERBS:
+        verb.add_parser(sub, common)
     return parser
 
 

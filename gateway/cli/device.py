@@ -1,4 +1,4 @@
-"""``outpost device serial …`` and ``python -m devices serial …``.
+"""``outpost device serial …``.
 
 The gateway's CLI calls :func:`add_parser` with its subparsers (and its common
 ``-c``/``--log-level`` parent); each verb sets ``func`` (called with the parsed
@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from devices.conventions.base import check_device_id
+from devices.model import InvalidReading
 from devices.profiles import PROFILES
 from devices.serial.bridge import MqttConfig, SerialBridge, SerialConfig, mqtt_from_gateway
 from devices.serial.framing import DEFAULT_MAX_LINE, FRAMINGS
-from gateway.model import InvalidReading
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser | None = None) -> None:
@@ -158,13 +158,3 @@ async def _serve(bridges: list[SerialBridge]) -> None:
         async with asyncio.TaskGroup() as group:
             for bridge in bridges:
                 group.create_task(bridge.run())
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devices", description="Outpost device tools")
-    parser.add_argument("-c", "--config", metavar="FILE", help="config file (for mqtt:, serial:)")
-    verbs = parser.add_subparsers(dest="device_command", metavar="VERB", required=True)
-    add_serial_parser(verbs)
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code

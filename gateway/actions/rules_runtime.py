@@ -26,11 +26,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from devices.model import Reading
 from gateway.actions.alerts import AlertBus
 from gateway.actions.dispatcher import CommandDispatcher, Origin
 from gateway.journal import Journal
 from gateway.metrics import Metrics
-from gateway.model import Reading
 from rules import AlertEvent, CommandRequest, Engine, RuleSet, SourceError, StoredAlert, load_rules
 
 log = logging.getLogger("outpost.rules")

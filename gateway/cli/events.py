@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import load_config
+from gateway.config.units import parse_duration
 from gateway.journal import FILE_NAME, Entry, Journal
-from gateway.units import parse_duration
 from rules import rfc3339
 from rules.yamlsrc import SourceError
 

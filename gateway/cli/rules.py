@@ -2,8 +2,7 @@
 
 ``rules/`` does no I/O; this module reads files, calls the library and turns
 results into output and exit codes (0 ok, 1 any error or failing expectation,
-2 usage). ``gateway.cli`` mounts it with :func:`add_parser`; it also runs on its
-own: ``python -m gateway.cli_rules rules check FILE…``.
+2 usage). ``gateway.cli`` mounts it with :func:`add_parser`.
 """
 
 from __future__ import annotations
@@ -26,22 +25,29 @@ from rules.ruletest import load_test_file, run_tests
 PROGRESS_MIN_READINGS = 20_000
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers: Any, common: argparse.ArgumentParser | None = None
+) -> argparse.ArgumentParser:
     """Add the ``rules`` verb with ``check``, ``test`` and ``replay`` (each sets ``func``)."""
+    parents = [common] if common is not None else []
     rules: argparse.ArgumentParser = subparsers.add_parser(
-        "rules", help="check, test and replay rule files"
+        "rules", parents=parents, help="check, test and replay rule files"
     )
     sub = rules.add_subparsers(dest="rules_command", required=True)
 
-    check = sub.add_parser("check", help="validate rule files; print every error")
+    check = sub.add_parser("check", parents=parents, help="validate rule files; print every error")
     check.add_argument("files", nargs="+", metavar="FILE")
     check.set_defaults(func=cmd_check)
 
-    test = sub.add_parser("test", help="run rule unit tests (series in, alerts expected)")
+    test = sub.add_parser(
+        "test", parents=parents, help="run rule unit tests (series in, alerts expected)"
+    )
     test.add_argument("files", nargs="+", metavar="FILE")
     test.set_defaults(func=cmd_test)
 
-    rep = sub.add_parser("replay", help="backtest rules over recorded readings (JSONL)")
+    rep = sub.add_parser(
+        "replay", parents=parents, help="backtest rules over recorded readings (JSONL)"
+    )
     rep.add_argument("--rules", nargs="+", required=True, metavar="FILE")
     rep.add_argument("--input", required=True, metavar="FILE.jsonl")
     rep.add_argument(
@@ -266,16 +272,3 @@ def _timeline_command(cmd: CommandRequest) -> str:
         f"{rfc3339(cmd.at)}  COMMAND  {cmd.target} {settings}  "
         f"({cmd.rule} {cmd.device} {cmd.trigger.value})"
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="outpost")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gateway.cli.event_schemas import EVENTS
 from gateway.config.schema import Config
-from gateway.events import EVENTS
 from rules import alert_event_schema, rule_file_schema
 
 

@@ -21,9 +21,9 @@ from typing import Any, TextIO
 
 import aiomqtt
 
+from devices import catalog as registry
+from devices.decoding import DecodeError, Message
 from gateway.config import LoadedConfig, load_config
-from gateway.decoders import catalog as registry
-from gateway.decoders.base import DecodeError, Message
 from gateway.topics import TopicRouter, TopicTemplate
 from rules.yamlsrc import SourceError
 
@@ -133,7 +133,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from gateway.units import parse_duration
+    from gateway.config.units import parse_duration
 
     try:
         loaded = load_config(args.config)

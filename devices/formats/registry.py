@@ -1,13 +1,13 @@
 """Payload formats by name: the ``format:`` key of an ``inputs:`` entry.
 
-This module only keeps the table; :mod:`gateway.decoders.catalog` fills it with
+This module only keeps the table; :mod:`devices.catalog` fills it with
 the built-in formats and the device conventions and is what callers look
 names up in.
 """
 
 from __future__ import annotations
 
-from gateway.decoders.base import DecoderFactory
+from devices.decoding import DecoderFactory
 
 _FORMATS: dict[str, DecoderFactory] = {}
 

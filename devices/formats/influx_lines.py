@@ -14,10 +14,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.decoders.base import DecodeError, Decoder, Message
-from gateway.decoders.formats.common import merged_tags
-from gateway.decoders.registry import register
-from gateway.model import Reading, check_identifier
+from devices.decoding import DecodeError, Decoder, Message
+from devices.formats.common import merged_tags
+from devices.formats.registry import register
+from devices.model import Reading, check_identifier
 
 _TRUE = {"t", "T", "true", "True", "TRUE"}
 _FALSE = {"f", "F", "false", "False", "FALSE"}

@@ -13,10 +13,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.decoders.base import DecodeError, Decoder, Message
-from gateway.decoders.formats.common import merged_tags
-from gateway.decoders.registry import register
-from gateway.model import Reading, check_identifier
+from devices.decoding import DecodeError, Decoder, Message
+from devices.formats.common import merged_tags
+from devices.formats.registry import register
+from devices.model import Reading, check_identifier
 
 _BOOLS = {"true": True, "false": False}
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from gateway.model import Reading
+from devices.model import Reading
 
 RESTAMP, TAG, DEADLETTER = "restamp", "tag", "deadletter"
 

@@ -12,7 +12,7 @@ import importlib.metadata
 import time
 from typing import TYPE_CHECKING, Any
 
-from gateway.live import NS, LiveState
+from gateway.status.live import NS, LiveState
 from rules import rfc3339
 
 if TYPE_CHECKING:

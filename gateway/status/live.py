@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gateway.model import Reading
+from devices.model import Reading
 
 NS = 1_000_000_000
 

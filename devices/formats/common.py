@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from gateway.model import InvalidReading
+from devices.model import InvalidReading
 
 # Epoch magnitudes: below 1e11 a number is seconds (until year 5138), below
 # 1e14 milliseconds, below 1e17 microseconds, else nanoseconds.

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from devices.conventions.base import Availability
-from gateway.model import Reading, Value
+from devices.model import Reading, Value
 
 NS = 1_000_000_000
 

@@ -41,8 +41,10 @@ def _get(base: str, path: str, token: str | None) -> Any:
         raise Unreachable(f"{base}{path}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise Unreachable(f"cannot reach the gateway at {base}: {reason} "
-                          "(is `outpost run` running with this config?)") from None
+        raise Unreachable(
+            f"cannot reach the gateway at {base}: {reason} "
+            "(is `outpost run` running with this config?)"
+        ) from None
 
 
 def _ago(iso: str | None, now: datetime) -> str:
@@ -68,9 +70,14 @@ def _value(v: Any) -> str:
     return "—" if v is None else str(v)
 
 
-def render(base: str, status: dict[str, Any], devices: list[dict[str, Any]],
-           alerts: list[dict[str, Any]], commands: list[dict[str, Any]],
-           now: datetime | None = None) -> str:
+def render(
+    base: str,
+    status: dict[str, Any],
+    devices: list[dict[str, Any]],
+    alerts: list[dict[str, Any]],
+    commands: list[dict[str, Any]],
+    now: datetime | None = None,
+) -> str:
     now = now or datetime.now(UTC)
     lines = [f"Outpost {status['version']} at {base} — up {_duration(status['uptime_s'])}"]
     mqtt = "connected" if status["mqtt_connected"] else "NOT CONNECTED"
@@ -82,24 +89,32 @@ def render(base: str, status: dict[str, Any], devices: list[dict[str, Any]],
         where = "IN MEMORY ONLY (disk full?)" if outbox["degraded"] else "on disk"
         oldest = f", oldest {_duration(outbox['oldest_age_s'])}" if outbox["readings"] else ""
         lines.append(f"  outbox     {outbox['readings']} readings {where}{oldest}")
-    lines.append(f"  readings   {status['readings']} since start, {status['series']} series, "
-                 f"{status['deadletters']} dead letters")
+    lines.append(
+        f"  readings   {status['readings']} since start, {status['series']} series, "
+        f"{status['deadletters']} dead letters"
+    )
     online = [d for d in devices if d["online"]]
     lines.append(f"  devices    {len(online)}/{len(devices)} online")
     for d in devices:
         if not d["online"]:
             lines.append(f"    offline  {d['device']}  last seen {_ago(d['last_seen'], now)}")
     active = [a for a in alerts if a["state"] in ("firing", "pending")]
-    lines.append(f"  rules      {status['rules']} loaded; alerts {status['alerts_firing']} firing, "
-                 f"{status['alerts_pending']} pending")
+    lines.append(
+        f"  rules      {status['rules']} loaded; alerts {status['alerts_firing']} firing, "
+        f"{status['alerts_pending']} pending"
+    )
     for a in sorted(active, key=lambda a: (a["state"] != "firing", a["rule"], a["device"])):
         since = a["fired_at"] or a["active_at"]
-        lines.append(f"    {a['state'].upper():<8} {a['severity'] or '-':<9} {a['rule']}  "
-                     f"{a['device']}  value {_value(a['value'])}  since {_ago(since, now)}")
+        lines.append(
+            f"    {a['state'].upper():<8} {a['severity'] or '-':<9} {a['rule']}  "
+            f"{a['device']}  value {_value(a['value'])}  since {_ago(since, now)}"
+        )
     for c in commands[:3]:
         settings = " ".join(f"{k}={v}" for k, v in (c.get("set") or {}).items())
-        lines.append(f"  command    {c['device']} {settings}: {c['outcome']} "
-                     f"{_ago(c['outcome_at'] or c['at'], now)}")
+        lines.append(
+            f"  command    {c['device']} {settings}: {c['outcome']} "
+            f"{_ago(c['outcome_at'] or c['at'], now)}"
+        )
     return "\n".join(lines)
 
 
@@ -125,8 +140,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({"status": status, "devices": devices, "alerts": alerts,
-                          "commands": commands}, indent=2))
+        print(
+            json.dumps(
+                {"status": status, "devices": devices, "alerts": alerts, "commands": commands},
+                indent=2,
+            )
+        )
     else:
         print(render(base, status, devices, alerts, commands))
     return 0 if status["mqtt_connected"] and status["influx_up"] else 1

@@ -25,14 +25,14 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gateway.deadband import Deadband
+from devices.decoding import DecodeError, Decoder, Message
+from devices.model import Reading
 from gateway.deadletter import DeadLetters
-from gateway.decoders.base import DecodeError, Decoder, Message
 from gateway.influx.lineproto import LineEncoder, Unwritable
 from gateway.influx.writer import InfluxWriter
+from gateway.ingest.deadband import Deadband
+from gateway.ingest.timekeeping import DEADLETTER, TimePolicy, restamp
 from gateway.metrics import Metrics
-from gateway.model import Reading
-from gateway.timekeeping import DEADLETTER, TimePolicy, restamp
 from gateway.topics import TopicRouter, TopicTemplate
 
 log = logging.getLogger("outpost.pipeline")
@@ -78,7 +78,7 @@ class Pipeline:
         self._encoder = LineEncoder()
         self._observers: list[Observer] = []
         self._queue: deque[tuple[list[Reading] | None, object | None, str, Input | None]] = deque()
-        # Messages held while the gateway's clock is not yet valid (see gateway.timekeeping).
+        # Messages held while the gateway's clock is not yet valid (see gateway.ingest.timekeeping).
         self._held: deque[tuple[list[Reading], object | None, str, Input, int, int]] = deque()
         self._valid_after = clock_valid_after
         self._unsynced = unsynced

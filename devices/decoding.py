@@ -7,7 +7,7 @@ must never raise anything but :class:`DecodeError`: the pipeline dead-letters
 the message with ``reason`` and carries on.
 
 Decoders register by name (the ``format:`` of an input); adding a payload
-format is adding a module that calls :func:`gateway.decoders.registry.register`.
+format is adding a module that calls :func:`devices.formats.registry.register`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gateway.model import InvalidReading, Reading
+from devices.model import InvalidReading, Reading
 
 DecodeError = InvalidReading
 """Raised by a decoder; ``reason`` becomes the dead-letter reason and metric label."""

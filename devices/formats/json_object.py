@@ -14,10 +14,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.decoders.base import DecodeError, Decoder, Message
-from gateway.decoders.formats.common import merged_tags, parse_time
-from gateway.decoders.registry import register
-from gateway.model import InvalidReading, Reading, check_identifier, check_value
+from devices.decoding import DecodeError, Decoder, Message
+from devices.formats.common import merged_tags, parse_time
+from devices.formats.registry import register
+from devices.model import InvalidReading, Reading, check_identifier, check_value
 
 MAX_DEPTH = 16
 """Nesting deeper than this is refused: no sensor needs it, and it costs recursion."""

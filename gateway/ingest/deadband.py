@@ -14,7 +14,7 @@ that the table is cleared (the next reading of each series is then written).
 
 from __future__ import annotations
 
-from gateway.model import Reading
+from devices.model import Reading
 
 MAX_SERIES = 100_000
 
