@@ -8,10 +8,13 @@ past a decoder handles readings as dicts.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 Value = float | bool | str
+
+MAX_DEVICE_ID = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +75,29 @@ def check_value(value: object) -> Value:
             raise InvalidReading("non_finite", f"non-finite number {number}")
         return number
     raise InvalidReading("bad_value", f"unsupported value type {type(value).__name__}")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_device_id(device: str) -> str:
+    """Refuse a device id that could change a topic's shape or break line protocol."""
+    if not isinstance(device, str) or not device:
+        raise InvalidReading("bad_device", "empty device id")
+    if len(device) > MAX_DEVICE_ID:
+        raise InvalidReading("bad_device", f"device id longer than {MAX_DEVICE_ID} characters")
+    for ch in ("+", "#", "/"):
+        if ch in device:
+            raise InvalidReading(
+                "bad_device", f"device id {device!r} contains {ch!r} (an MQTT topic character)"
+            )
+    if _CONTROL.search(device):
+        raise InvalidReading("bad_device", f"device id {device!r} contains a control character")
+    return device
+
+
+def check_topic_level(kind: str, text: str) -> str:
+    """A command key that becomes one topic level (Tasmota command, ESPHome object id)."""
+    if not text or "+" in text or "#" in text or "/" in text or _CONTROL.search(text):
+        raise InvalidReading(f"bad_{kind}", f"{kind} {text!r} cannot be a topic level")
+    return text

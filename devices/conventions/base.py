@@ -44,7 +44,15 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from devices.decoding import DecodeError, Message
-from devices.model import InvalidReading, Reading, Value, check_identifier, check_value
+from devices.model import (
+    InvalidReading,
+    Reading,
+    Value,
+    check_device_id,
+    check_identifier,
+    check_topic_level,
+    check_value,
+)
 
 __all__ = [
     "AckOutcome",
@@ -59,9 +67,6 @@ __all__ = [
     "check_device_id",
     "check_topic_level",
 ]
-
-MAX_DEVICE_ID = 128
-
 
 class AckOutcome(StrEnum):
     """What a device said about a command (``sent`` and ``timed_out`` belong to the gateway)."""
@@ -186,32 +191,6 @@ class AckTracker:
 
 
 # --- helpers shared by the conventions -------------------------------------------------
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def check_device_id(device: str) -> str:
-    """Refuse a device id that could change a topic's shape or break line protocol."""
-    if not isinstance(device, str) or not device:
-        raise InvalidReading("bad_device", "empty device id")
-    if len(device) > MAX_DEVICE_ID:
-        raise InvalidReading("bad_device", f"device id longer than {MAX_DEVICE_ID} characters")
-    for ch in ("+", "#", "/"):
-        if ch in device:
-            raise InvalidReading(
-                "bad_device", f"device id {device!r} contains {ch!r} (an MQTT topic character)"
-            )
-    if _CONTROL.search(device):
-        raise InvalidReading("bad_device", f"device id {device!r} contains a control character")
-    return device
-
-
-def check_topic_level(kind: str, text: str) -> str:
-    """A command key that becomes one topic level (Tasmota command, ESPHome object id)."""
-    if not text or "+" in text or "#" in text or "/" in text or _CONTROL.search(text):
-        raise InvalidReading(f"bad_{kind}", f"{kind} {text!r} cannot be a topic level")
-    return text
-
 
 def parse_json(payload: bytes) -> Any:
     try:

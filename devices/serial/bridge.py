@@ -57,7 +57,7 @@ from typing import Any
 import aiomqtt
 import serial  # type: ignore[import-untyped]  # no stubs installed (types-pyserial)
 
-from devices.conventions.base import check_device_id
+from devices.model import check_device_id
 from devices.profiles import FrameMapper, get_profile
 from devices.serial.framing import DEFAULT_MAX_LINE, Frame, LineFramer, make_framer
 

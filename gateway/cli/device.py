@@ -22,8 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from devices.conventions.base import check_device_id
-from devices.model import InvalidReading
+from devices.model import InvalidReading, check_device_id
 from devices.profiles import PROFILES
 from devices.serial.bridge import MqttConfig, SerialBridge, SerialConfig, mqtt_from_gateway
 from devices.serial.framing import DEFAULT_MAX_LINE, FRAMINGS
