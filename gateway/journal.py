@@ -194,6 +194,11 @@ class Journal:
         rows = self._db.execute("SELECT device, metric, ts, value, tags FROM series")
         return [StoredSeries(d, m, ts, json.loads(v), json.loads(t)) for d, m, ts, v, t in rows]
 
+    def head(self) -> int:
+        """Id of the newest journal entry (cheap: SQLite's rowid); 0 when empty."""
+        row = self.db.execute("SELECT max(id) FROM journal").fetchone()
+        return int(row[0] or 0)
+
     def entries(
         self,
         *,

@@ -31,7 +31,16 @@ from gateway.actions.alerts import AlertBus
 from gateway.actions.dispatcher import CommandDispatcher, Origin
 from gateway.journal import Journal
 from gateway.metrics import Metrics
-from rules import AlertEvent, CommandRequest, Engine, RuleSet, SourceError, StoredAlert, load_rules
+from rules import (
+    AlertEvent,
+    CommandRequest,
+    Engine,
+    Rule,
+    RuleSet,
+    SourceError,
+    StoredAlert,
+    load_rules,
+)
 
 log = logging.getLogger("outpost.rules")
 
@@ -227,3 +236,14 @@ class RulesRuntime:
 
     def counters(self) -> dict[str, int]:
         return self.engine.counters()
+
+    def alerts(self) -> list[StoredAlert]:
+        """Every alert the engine holds (pending, firing, and resolved ones it remembers)."""
+        return self.engine.alerts()
+
+    def definitions(self) -> list[Rule]:
+        """The running rules, in file order."""
+        return list(self.engine.ruleset.rules)
+
+    def rule_counters(self) -> dict[str, dict[str, int]]:
+        return self.engine.rule_counters()

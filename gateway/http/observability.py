@@ -19,21 +19,20 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.http.stream import Stream
 from gateway.status import views
 from gateway.status.live import NS
-
-if TYPE_CHECKING:
-    from gateway.http.server import HttpServer
+from gateway.status.model import StatusModel
 
 
 class HttpCollector(Collector):
-    def __init__(self, server: HttpServer) -> None:
-        self._server = server
+    def __init__(self, model: StatusModel, stream: Stream) -> None:
+        self._model = model
+        self._stream = stream
         self.requests: Counter[tuple[str, str]] = Counter()
 
     def describe(self) -> list[Metric]:
@@ -43,32 +42,40 @@ class HttpCollector(Collector):
         return self._families(empty=False)
 
     def _families(self, empty: bool) -> Iterator[Metric]:
-        srv = self._server
         info = GaugeMetricFamily("outpost_info", "The running Outpost version", labels=["version"])
-        started = GaugeMetricFamily("outpost_start_time_seconds",
-                                    "When the gateway started (Unix time)")
-        pending = GaugeMetricFamily("outpost_pipeline_pending_messages",
-                                    "Decoded messages waiting for the event loop")
-        series = GaugeMetricFamily("outpost_live_series",
-                                   "Series (device, metric) with a dashboard sparkline")
-        refused = CounterMetricFamily("outpost_live_series_refused",
-                                      "Readings of series beyond http.live_max_series, not shown")
-        clients = GaugeMetricFamily("outpost_http_stream_clients",
-                                    "Dashboards connected to the live stream")
-        dropped = CounterMetricFamily("outpost_http_stream_dropped_clients",
-                                      "Streams closed because the browser fell behind")
-        requests = CounterMetricFamily("outpost_http_requests",
-                                       "HTTP requests, by route and status",
-                                       labels=["route", "status"])
+        started = GaugeMetricFamily(
+            "outpost_start_time_seconds", "When the gateway started (Unix time)"
+        )
+        pending = GaugeMetricFamily(
+            "outpost_pipeline_pending_messages", "Decoded messages waiting for the event loop"
+        )
+        series = GaugeMetricFamily(
+            "outpost_live_series", "Series (device, metric) with a dashboard sparkline"
+        )
+        refused = CounterMetricFamily(
+            "outpost_live_series_refused",
+            "Readings of series beyond http.live_max_series, not shown",
+        )
+        clients = GaugeMetricFamily(
+            "outpost_http_stream_clients", "Dashboards connected to the live stream"
+        )
+        dropped = CounterMetricFamily(
+            "outpost_http_stream_dropped_clients", "Streams closed because the browser fell behind"
+        )
+        requests = CounterMetricFamily(
+            "outpost_http_requests",
+            "HTTP requests, by route and status",
+            labels=["route", "status"],
+        )
         if not empty:
             info.add_metric([views.VERSION], 1.0)
             started.add_metric([], views.STARTED_NS / NS)
-            gw = srv.gateway
-            pending.add_metric([], float(gw.pipeline.pending if gw.pipeline else 0))
-            series.add_metric([], float(srv.live.series_count))
-            refused.add_metric([], float(srv.live.refused))
-            clients.add_metric([], float(srv.stream.clients))
-            dropped.add_metric([], float(srv.stream.dropped_clients))
+            live = self._model.live
+            pending.add_metric([], float(self._model.pipeline_pending()))
+            series.add_metric([], float(live.series_count))
+            refused.add_metric([], float(live.refused))
+            clients.add_metric([], float(self._stream.clients))
+            dropped.add_metric([], float(self._stream.dropped_clients))
             for (route, status), n in sorted(self.requests.items()):
                 requests.add_metric([route, status], float(n))
         yield from (info, started, pending, series, refused, clients, dropped, requests)

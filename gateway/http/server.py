@@ -20,8 +20,9 @@ mutating call needs ``Authorization: Bearer <token>`` with the token from
 ``http.token_file``, compared in constant time. Without a configured token,
 mutating calls are refused (403).
 
-Building the server attaches the live view (:class:`gateway.status.live.LiveState`)
-to the gateway's pipeline as an observer.
+The server sees the gateway through two narrow objects only: the read model
+(:class:`gateway.status.model.StatusModel`) and the controls
+(:class:`gateway.status.controls.Controls`); :mod:`gateway.wiring` builds both.
 """
 
 from __future__ import annotations
@@ -31,23 +32,20 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.actions.dispatcher import Origin
 from gateway.config.schema import HttpConfig
 from gateway.config.units import parse_duration
 from gateway.http.observability import HttpCollector
 from gateway.http.stream import Stream
 from gateway.status import views
-from gateway.status.live import LiveState
+from gateway.status.controls import Controls
+from gateway.status.model import StatusModel
 from rules import rfc3339
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 log = logging.getLogger("outpost.http")
 
@@ -75,17 +73,16 @@ def _limit(request: web.Request, default: int, cap: int) -> int:
 
 
 class HttpServer:
-    def __init__(self, gateway: Gateway, cfg: HttpConfig) -> None:
-        self._gw = self.gateway = gateway
+    def __init__(self, model: StatusModel, controls: Controls, cfg: HttpConfig) -> None:
+        self._model = model
+        self._controls = controls
         self._cfg = cfg
         self._token = cfg.token.get_secret_value().encode() if cfg.token else None
         self._runner: web.AppRunner | None = None
-        self.live = LiveState(max_series=cfg.live_max_series)
-        if gateway.ingest.pipeline is not None and cfg.dashboard:
-            gateway.ingest.pipeline.add_observer(self.live.observe)
-        self.stream = Stream(gateway, self.live)
-        self._collector = HttpCollector(self)
-        gateway.metrics.registry.register(self._collector)
+        self.live = model.live
+        self.stream = Stream(model)
+        self._collector = HttpCollector(model, self.stream)
+        model.registry.register(self._collector)
         self.app = web.Application(middlewares=[self._count, self._auth])
         r = self.app.router
         if cfg.dashboard:
@@ -121,7 +118,7 @@ class HttpServer:
         await self.stream.close()
         if self._runner is not None:
             await self._runner.cleanup()
-        self._gw.metrics.registry.unregister(self._collector)
+        self._model.registry.unregister(self._collector)
 
     @web.middleware
     async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -169,42 +166,29 @@ class HttpServer:
         return web.Response(text="ok\n")
 
     async def readyz(self, request: web.Request) -> web.Response:
-        gw = self._gw
         problems = []
-        if gw.ingest is None or not gw.ingest.connected:
+        if not self._model.source_connected():
             problems.append("broker not connected")
-        if gw.rules is None:
-            problems.append("rules not loaded")
         if problems:
             return web.Response(text="not ready: " + ", ".join(problems) + "\n", status=503)
         return web.Response(text="ready\n")
 
     async def metrics(self, request: web.Request) -> web.Response:
-        gw = self._gw
-        m = gw.metrics
-        if gw.writer is not None:
-            m.influx_buffered.set(gw.writer.buffered)
-        if gw.rules is not None:
-            counters = gw.rules.counters()
-            m.alerts_active.labels("pending").set(counters.get("alerts_pending", 0))
-            m.alerts_active.labels("firing").set(counters.get("alerts_firing", 0))
-            m.rules_loaded.set(counters.get("rules", 0))
-            m.rule_undefined.set(counters.get("undefined", 0))
-            m.window_points.set(counters.get("window_points", 0))
-        body = generate_latest(m.registry)
+        self._model.refresh_gauges()
+        body = generate_latest(self._model.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # read -------------------------------------------------------------------------
 
     async def status(self, request: web.Request) -> web.Response:
-        gw = self._gw
-        devices = views.devices(gw, self.live)
-        return _json({**views.health(gw, self.live, self.stream.clients),
+        model = self._model
+        devices = views.devices(model, self.live)
+        return _json({**views.health(model, self.live, self.stream.clients),
                       "devices": len(devices),
                       "devices_online": sum(1 for d in devices if d["online"])})
 
     async def devices(self, request: web.Request) -> web.Response:
-        return _json({"devices": views.devices(self._gw, self.live)})
+        return _json({"devices": views.devices(self._model, self.live)})
 
     async def readings(self, request: web.Request) -> web.Response:
         spark = request.query.get("spark", "") in ("1", "true", "yes")
@@ -221,22 +205,19 @@ class HttpServer:
                       "points": self.live.sparkline(s)})
 
     async def alerts(self, request: web.Request) -> web.Response:
-        return _json({"alerts": views.alerts(self._gw)})
+        return _json({"alerts": views.alerts(self._model)})
 
     async def rules(self, request: web.Request) -> web.Response:
-        return _json({"rules": views.rules(self._gw), **views.rule_files_status(self._gw)})
+        return _json({"rules": views.rules(self._model), **views.rule_files_status(self._model)})
 
     async def events(self, request: web.Request) -> web.Response:
-        journal = self._gw.journal
-        if journal is None:
-            return _json({"events": []})
         since = None
         if "since" in request.query:
             try:
                 since = time.time_ns() - int(parse_duration(request.query["since"]) * 1e9)
             except ValueError as exc:
                 return _error(400, f"since: {exc}")
-        entries = journal.entries(since_ns=since, trace_id=request.query.get("trace"),
+        entries = self._model.journal.entries(since_ns=since, trace_id=request.query.get("trace"),
                                   limit=_limit(request, 200, 10_000))
         return _json({"events": [
             {"id": e.id, "at": rfc3339(e.ts), "kind": e.kind, "rule": e.rule,
@@ -244,14 +225,11 @@ class HttpServer:
             for e in entries]})
 
     async def commands(self, request: web.Request) -> web.Response:
-        dispatcher = self._gw.dispatcher
-        return _json({"devices": [] if dispatcher is None else dispatcher.state(),
-                      "recent": views.commands_recent(self._gw, _limit(request, 20, 500))})
+        return _json({"devices": self._controls.commands(),
+                      "recent": views.commands_recent(self._model, _limit(request, 20, 500))})
 
     async def list_silences(self, request: web.Request) -> web.Response:
-        silences = self._gw.silences
-        return _json({"silences": [] if silences is None else
-                      [s.to_dict() for s in silences.active()]})
+        return _json({"silences": self._controls.silences()})
 
     # change -----------------------------------------------------------------------
 
@@ -271,9 +249,7 @@ class HttpServer:
         device, settings = body.get("device"), body.get("set")
         if not isinstance(device, str) or not isinstance(settings, dict):
             return _error(400, 'give {"device": "fan-1", "set": {"speed": 50}}')
-        if self._gw.dispatcher is None:
-            return _error(503, "not ready")
-        outcome, detail = self._gw.dispatcher.submit(device, settings, Origin("api"))
+        outcome, detail = self._controls.send_command(device, settings)
         status = 403 if outcome == "refused" else 202
         return _json({"outcome": str(outcome), "detail": detail}, status)
 
@@ -281,31 +257,25 @@ class HttpServer:
         body = await self._body(request)
         if isinstance(body, web.Response):
             return body
-        silences = self._gw.silences
-        if silences is None:
-            return _error(503, "not ready")
         try:
             seconds = parse_duration(body.get("for", ""))
-            silence = silences.add(str(body.get("rule") or "*"), str(body.get("device") or "*"),
-                                   seconds, comment=str(body.get("comment") or ""),
-                                   created_by=str(body.get("created_by") or "api"))
+            silence = self._controls.add_silence(
+                str(body.get("rule") or "*"), str(body.get("device") or "*"), seconds,
+                comment=str(body.get("comment") or ""),
+                created_by=str(body.get("created_by") or "api"))
         except ValueError as exc:
             return _error(400, str(exc))
-        return _json(silence.to_dict(), 201)
+        return _json(silence, 201)
 
     async def remove_silence(self, request: web.Request) -> web.Response:
-        silences = self._gw.silences
         try:
             silence_id = int(request.match_info["id"])
         except ValueError:
             return _error(400, "silence ids are numbers")
-        if silences is None or not silences.remove(silence_id):
+        if not self._controls.remove_silence(silence_id):
             return _error(404, f"no silence {silence_id}")
         return _json({"removed": silence_id})
 
     async def reload_rules(self, request: web.Request) -> web.Response:
-        rules = self._gw.rules
-        if rules is None:
-            return _error(503, "not ready")
-        ok = rules.reload()
+        ok = self._controls.reload_rules()
         return _json({"reloaded": ok}, 200 if ok else 422)

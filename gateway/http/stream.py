@@ -22,15 +22,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from gateway.status import views
-from gateway.status.live import LiveState
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
+from gateway.status.model import StatusModel
 
 log = logging.getLogger("outpost.http")
 
@@ -43,9 +40,9 @@ def _event(name: str, data: Any) -> bytes:
 
 
 class Stream:
-    def __init__(self, gw: Gateway, live: LiveState, interval: float = 0.5) -> None:
-        self._gw = gw
-        self._live = live
+    def __init__(self, model: StatusModel, interval: float = 0.5) -> None:
+        self._model = model
+        self._live = live = model.live
         self.interval = interval
         self._clients: set[asyncio.Queue[bytes | None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -64,23 +61,28 @@ class Stream:
     # what a client sees --------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        gw, live = self._gw, self._live
-        return {"devices": views.devices(gw, live), "readings": views.readings(live, spark=True),
-                "alerts": views.alerts(gw), "rules": views.rules(gw),
-                "commands": self._recent_commands(),
-                "health": views.health(gw, live, self.clients),
-                "bucket_s": live.bucket_ns / 1e9, "points": live.points}
+        model, live = self._model, self._live
+        return {
+            "devices": views.devices(model, live),
+            "readings": views.readings(live, spark=True),
+            "alerts": views.alerts(model),
+            "rules": views.rules(model),
+            "commands": self._recent_commands(),
+            "health": views.health(model, live, self.clients),
+            "bucket_s": live.bucket_ns / 1e9,
+            "points": live.points,
+        }
 
     def _recent_commands(self) -> list[dict[str, Any]]:
-        head = views.journal_head(self._gw)
+        head = self._model.journal.head()
         if head != self._journal_head:  # only re-read the journal when it grew
             self._journal_head = head
-            self._commands = views.commands_recent(self._gw)
+            self._commands = views.commands_recent(self._model)
         return self._commands
 
     def diff(self) -> dict[str, Any]:
         """What changed since the previous call (shared by every client)."""
-        gw, live = self._gw, self._live
+        model, live = self._model, self._live
         since = self._epoch
         self._epoch = live.mark() + 1
         out: dict[str, Any] = {}
@@ -93,16 +95,19 @@ class Stream:
                 rows.append(row)
             out["readings"] = rows
         devices = []
-        for d in views.devices(gw, live):
+        for d in views.devices(model, live):
             text = json.dumps(d, sort_keys=True)
             if self._devices_sent.get(d["device"]) != text:
                 self._devices_sent[d["device"]] = text
                 devices.append(d)
         if devices:
             out["devices"] = devices
-        sections = {"alerts": views.alerts(gw), "rules": views.rules(gw),
-                    "commands": self._recent_commands(),
-                    "health": views.health(gw, live, self.clients)}
+        sections = {
+            "alerts": views.alerts(model),
+            "rules": views.rules(model),
+            "commands": self._recent_commands(),
+            "health": views.health(model, live, self.clients),
+        }
         for name, value in sections.items():
             text = json.dumps(value, sort_keys=True)
             if self._sent.get(name) != text:
@@ -135,9 +140,13 @@ class Stream:
                     queue.put_nowait(message)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no"})  # nginx: do not buffer the stream
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )  # nginx: do not buffer the stream
         await response.prepare(request)
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_MAX)
         if not self._clients:  # the first listener: forget what earlier ones were sent

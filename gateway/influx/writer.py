@@ -42,6 +42,9 @@ log = logging.getLogger("outpost.influx")
 Token = object
 OUTBOX_TOPIC = "outpost/outbox"  # what dead letters of backfilled lines name as their topic
 OnAcked = Callable[[list[Token]], None]
+OnAuth = Callable[[bool, "int | None"], None]
+"""``(True, status)`` when InfluxDB starts refusing the credentials, ``(False, None)`` when
+writes succeed again."""
 
 
 @dataclass(slots=True)
@@ -111,9 +114,7 @@ class InfluxWriter:
         self._outbox = outbox
         self._backfill_rate = backfill_rate
         self._auth_failing = False
-        # Called with (True, status) when InfluxDB starts refusing our credentials and
-        # (False, None) when writes succeed again: the gateway raises an alert for it.
-        self.on_auth: Callable[[bool, int | None], None] | None = None
+        self._on_auth: OnAuth | None = None
 
     @property
     def buffered(self) -> int:
@@ -260,8 +261,7 @@ class InfluxWriter:
         self.healthy = False
         if exc.kind == "auth" and not self._auth_failing:
             self._auth_failing = True
-            if self.on_auth is not None:
-                self.on_auth(True, exc.status)
+            self._report_auth(True, exc.status)
         delay = exc.retry_after if exc.retry_after is not None else self._backoff.next()
         self._not_before = self._clock() + delay
         return delay
@@ -274,8 +274,17 @@ class InfluxWriter:
         self._metrics.influx_up.set(1)
         if self._auth_failing:
             self._auth_failing = False
-            if self.on_auth is not None:
-                self.on_auth(False, None)
+            self._report_auth(False, None)
+
+    def watch_auth(self, callback: OnAuth) -> None:
+        """Call ``callback`` when InfluxDB starts or stops refusing the credentials."""
+        self._on_auth = callback
+
+    def _report_auth(self, failing: bool, status: int | None) -> None:
+        # After the current write has finished, never from inside it: what the callback
+        # does (an alert, itself written to InfluxDB) must not re-enter this batch.
+        if self._on_auth is not None:
+            asyncio.get_running_loop().call_soon(self._on_auth, failing, status)
 
     async def _to_outbox(self, batch: list[Entry], lines: list[Entry]) -> bool:
         """Make a batch durable in the outbox and acknowledge it; False if the outbox refused."""

@@ -22,7 +22,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config.schema import MqttConfig
-from gateway.mqtt.subscriber import connect_persistent, make_client
+from gateway.mqtt.client import connect_persistent, make_client
 
 log = logging.getLogger("outpost.mqtt")
 

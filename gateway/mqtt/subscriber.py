@@ -5,12 +5,12 @@ broker only once its reading is safe (DESIGN.md §7), and only paho exposes
 that (``manual_ack=True`` + ``Client.ack``). paho also measured about 1.6x
 aiomqtt's receive rate on this hardware (DESIGN.md §10).
 
-Lifecycle: ``start()`` connects in paho's network thread and keeps
+Lifecycle: ``start(deliver)`` connects in paho's network thread and keeps
 reconnecting with capped exponential backoff (paho's ``reconnect_delay_set``);
-on every (re)connection the subscriptions are renewed. ``on_message`` is
-called on paho's thread with ``(topic, payload, token)``; ``token`` is None
-for QoS 0, else an opaque value to hand back to :meth:`ack` once the reading
-is safe. ``stop()`` publishes ``offline`` and disconnects.
+on every (re)connection the subscriptions are renewed. The pipeline's
+``deliver`` is called on paho's thread with ``(topic, payload, token)``;
+``token`` is None for QoS 0, else an opaque value to hand back to :meth:`ack`
+once the reading is safe. ``stop()`` publishes ``offline`` and disconnects.
 
 The session is persistent (fixed client id, clean start off, a session expiry)
 so QoS 1 messages published while the gateway is down are queued by the
@@ -23,89 +23,34 @@ message).
 from __future__ import annotations
 
 import logging
-import socket
-import ssl
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from gateway.config.schema import MqttConfig
+from gateway.config.schema import Config, MqttConfig
+from gateway.ingest.source import Deliver, register_source
 from gateway.metrics import Metrics
+from gateway.mqtt.client import connect_persistent, make_client
 
 log = logging.getLogger("outpost.mqtt")
 
 STATUS_TOPIC = "outpost/status"
 
 Token = tuple[int, int, int]  # (connection generation, packet id, qos)
-OnMessage = Callable[[str, bytes, "Token | None"], None]
 
 
-def make_client(cfg: MqttConfig, client_id: str, *, manual_ack: bool = False) -> mqtt.Client:
-    """A paho client with the credentials and TLS settings of ``cfg`` (no connection yet)."""
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=mqtt.MQTTv5,
-        manual_ack=manual_ack,
-    )
-    if cfg.username:
-        password = cfg.password.get_secret_value() if cfg.password else None
-        client.username_pw_set(cfg.username, password)
-    if cfg.tls is not None:
-        client.tls_set(
-            ca_certs=cfg.tls.ca,
-            certfile=cfg.tls.cert,
-            keyfile=cfg.tls.key,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
-        if cfg.tls.insecure:
-            log.warning(
-                "TLS hostname verification is OFF (mqtt.tls.insecure): anyone on the "
-                "network path can impersonate the broker"
-            )
-            client.tls_insecure_set(True)
-    client.reconnect_delay_set(
-        min_delay=max(1, round(cfg.reconnect_min)), max_delay=max(1, round(cfg.reconnect_max))
-    )
-    client.on_socket_open = _no_delay
-    return client
+class MqttSource:
+    """The MQTT :class:`~gateway.ingest.source.Source`: the broker's messages, acknowledged late."""
 
+    name = "mqtt"
 
-def connect_persistent(
-    client: mqtt.Client, cfg: MqttConfig, receive_maximum: int | None = None
-) -> None:
-    """Connect in paho's own thread with a persistent session (clean start off).
-
-    The broker keeps our subscriptions and queues QoS 1 messages for
-    ``session_expiry`` while we are away; paho reconnects by itself.
-    """
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = int(cfg.session_expiry)
-    if receive_maximum is not None:
-        props.ReceiveMaximum = receive_maximum
-    client.connect_async(
-        cfg.host, cfg.port, keepalive=int(cfg.keepalive), clean_start=False, properties=props
-    )
-    client.loop_start()
-
-
-def _no_delay(client: mqtt.Client, userdata: object, sock: object) -> None:
-    # Nagle's algorithm holds a small packet back until the previous one is acknowledged
-    # (about 40 ms with delayed ACKs): a command or PUBACK must go out at once.
-    if isinstance(sock, socket.socket):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-class MqttIngest:
     def __init__(
         self,
         cfg: MqttConfig,
         subscriptions: Iterable[tuple[str, int]],
-        on_message: OnMessage,
         metrics: Metrics,
         *,
         receive_maximum: int = 10_000,
@@ -114,7 +59,7 @@ class MqttIngest:
     ) -> None:
         self._cfg = cfg
         self._subscriptions = list(subscriptions)
-        self._on_message = on_message
+        self._deliver: Deliver = _ignore
         self._metrics = metrics
         self._receive_maximum = max(20, min(65535, receive_maximum))
         self._status_topic = status_topic
@@ -132,7 +77,8 @@ class MqttIngest:
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    def start(self) -> None:
+    def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
         # receive_maximum: how many unacknowledged QoS 1 messages the broker may send us.
         connect_persistent(self.client, self._cfg, receive_maximum=self._receive_maximum)
         log.info(
@@ -147,7 +93,7 @@ class MqttIngest:
 
     def stop_receiving(self) -> None:
         """Ignore further messages: unacknowledged ones are redelivered next session."""
-        self._on_message = _ignore
+        self._deliver = _ignore
 
     def stop(self) -> None:
         try:
@@ -167,9 +113,6 @@ class MqttIngest:
         for gen, mid, qos in tokens:
             if gen == generation:
                 client.ack(mid, qos)
-
-    def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> None:
-        self.client.publish(topic, payload, qos=qos, retain=retain)
 
     # paho callbacks (network thread) ------------------------------------------------
 
@@ -225,8 +168,25 @@ class MqttIngest:
     ) -> None:
         qos = message.qos
         token = (self._generation, message.mid, qos) if qos else None
-        self._on_message(message.topic, message.payload, token)
+        self._deliver(message.topic, message.payload, token)
 
 
 def _ignore(topic: str, payload: bytes, token: Token | None) -> None:
     return None
+
+
+def _from_config(
+    config: Config,
+    subscriptions: Sequence[tuple[str, int]],
+    metrics: Metrics,
+    *,
+    on_state: Callable[[bool], None] | None = None,
+) -> MqttSource:
+    # Room for two full batches in flight, so the broker never waits on a flush.
+    receive_maximum = 2 * config.influx.batch_size + 100
+    return MqttSource(
+        config.mqtt, subscriptions, metrics, receive_maximum=receive_maximum, on_state=on_state
+    )
+
+
+register_source("mqtt", _from_config)

@@ -12,7 +12,7 @@ from typing import Any
 from gateway.config.loader import parse_config
 from gateway.devices_runtime import DevicesRuntime
 from gateway.metrics import Metrics
-from gateway.mqtt.subscriber import MqttIngest
+from gateway.mqtt.subscriber import MqttSource
 from tests.devices.conftest import until
 
 
@@ -83,13 +83,12 @@ async def test_availability_reaches_the_registry_through_the_ingest_client(
     publisher.client.publish("zigbee2mqtt/lamp/availability", '{"state":"offline"}', 1,
                              retain=True).wait_for_publish(5)  # fmt: skip
     passed: list[tuple[str, Any]] = []
-    ingest = MqttIngest(
+    ingest = MqttSource(
         loaded.config.mqtt,
         [("zigbee2mqtt/+", 1), ("tele/+/SENSOR", 1), *rt.subscriptions()],
-        rt.intercept(lambda topic, payload, token: passed.append((topic, token))),
         metrics,
     )
-    ingest.start()
+    ingest.start(rt.intercept(lambda topic, payload, token: passed.append((topic, token))))
     try:
         assert await asyncio.to_thread(ingest.wait_connected, 10)
         await until(lambda: rt.registry.devices.get("lamp"), what="retained availability")

@@ -1,7 +1,7 @@
 """Small synchronous MQTT helpers for the security tests (no background threads).
 
 :func:`try_connect` runs the gateway's own client factory
-(:func:`gateway.mqtt.subscriber.make_client`) to the CONNACK and says what happened.
+(:func:`gateway.mqtt.client.make_client`) to the CONNACK and says what happened.
 :class:`Peer` is a logged-in device or watcher driven by explicit ``pump`` calls, so
 a TLS or protocol error surfaces here instead of in a thread.
 """
@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import paho.mqtt.client as mqtt
 
 from gateway.config.schema import MqttConfig
-from gateway.mqtt.subscriber import make_client
+from gateway.mqtt.client import make_client
 
 
 def try_connect(cfg: MqttConfig, timeout: float = 5.0) -> str:

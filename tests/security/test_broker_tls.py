@@ -1,6 +1,6 @@
 """The gateway's broker connection: mutual TLS, the hostname check, refused logins.
 
-Connections go through :func:`gateway.mqtt.subscriber.make_client`, the factory both of
+Connections go through :func:`gateway.mqtt.client.make_client`, the factory both of
 the gateway's MQTT connections use, against a real Mosquitto with
 ``require_certificate``, a password file and the shipped ACL.
 """
@@ -37,7 +37,7 @@ def test_gateway_connects_with_the_right_ca_client_certificate_and_password(
 def test_hostname_is_checked_by_default(pki: SimpleNamespace) -> None:
     # paho's tls_set() turns check_hostname on; nothing in make_client may turn it off.
     cfg = MqttConfig.model_validate({"tls": {"ca": str(pki.main_ca.crt)}})
-    from gateway.mqtt.subscriber import make_client
+    from gateway.mqtt.client import make_client
 
     client = make_client(cfg, "probe")
     context = client._ssl_context

@@ -1,0 +1,76 @@
+"""Making paho-mqtt clients the gateway's way: credentials, TLS, reconnect delays, no Nagle.
+
+Both of the gateway's connections (the ingest subscriber and the link that
+carries commands and alerts) and the test probes are built here, so TLS and
+credentials are set in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gateway.config.schema import MqttConfig
+
+log = logging.getLogger("outpost.mqtt")
+
+
+def make_client(cfg: MqttConfig, client_id: str, *, manual_ack: bool = False) -> mqtt.Client:
+    """A paho client with the credentials and TLS settings of ``cfg`` (no connection yet)."""
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    if cfg.username:
+        password = cfg.password.get_secret_value() if cfg.password else None
+        client.username_pw_set(cfg.username, password)
+    if cfg.tls is not None:
+        client.tls_set(
+            ca_certs=cfg.tls.ca,
+            certfile=cfg.tls.cert,
+            keyfile=cfg.tls.key,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        if cfg.tls.insecure:
+            log.warning(
+                "TLS hostname verification is OFF (mqtt.tls.insecure): anyone on the "
+                "network path can impersonate the broker"
+            )
+            client.tls_insecure_set(True)
+    client.reconnect_delay_set(
+        min_delay=max(1, round(cfg.reconnect_min)), max_delay=max(1, round(cfg.reconnect_max))
+    )
+    client.on_socket_open = _no_delay
+    return client
+
+
+def connect_persistent(
+    client: mqtt.Client, cfg: MqttConfig, receive_maximum: int | None = None
+) -> None:
+    """Connect in paho's own thread with a persistent session (clean start off).
+
+    The broker keeps our subscriptions and queues QoS 1 messages for
+    ``session_expiry`` while we are away; paho reconnects by itself.
+    """
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = int(cfg.session_expiry)
+    if receive_maximum is not None:
+        props.ReceiveMaximum = receive_maximum
+    client.connect_async(
+        cfg.host, cfg.port, keepalive=int(cfg.keepalive), clean_start=False, properties=props
+    )
+    client.loop_start()
+
+
+def _no_delay(client: mqtt.Client, userdata: object, sock: object) -> None:
+    # Nagle's algorithm holds a small packet back until the previous one is acknowledged
+    # (about 40 ms with delayed ACKs): a command or PUBACK must go out at once.
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
