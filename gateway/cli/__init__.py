@@ -14,8 +14,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from gateway.actions.rules_runtime import load_rule_files
 from gateway.cli import actions, device, events, record, status
 from gateway.cli import rules as rules_verbs
+from gateway.cli.common import load_config_or_report
+from gateway.cli.schema import write_schemas
+from gateway.config import security
+from gateway.logsetup import setup_logging
 from rules.yamlsrc import SourceError
 from simulators import cli as simulate
 
@@ -25,24 +30,15 @@ log = logging.getLogger("outpost")
 _VERBS = (simulate, device, rules_verbs, record, events, actions, status)
 
 
-def setup_logging(level: str, fmt: str = "text") -> None:
-    from gateway.logsetup import setup_logging as configure
-
-    configure(level, fmt)  # type: ignore[arg-type]
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
+    # Importing the runtime (aiohttp's client and server above all) adds ~190 ms to the
+    # ~300 ms every verb and `outpost --help` take (python -X importtime): only `run` pays it.
     from gateway.app import Gateway
-    from gateway.config import load_config
 
-    try:
-        loaded = load_config(args.config)
-    except SourceError as exc:
-        print(exc, file=sys.stderr)
+    loaded = load_config_or_report(args)
+    if loaded is None:
         return 2
     setup_logging(args.log_level or loaded.config.log_level, loaded.config.log_format)
-    from gateway.config import security
-
     security.install_log_redaction(loaded.config)
     for warning in security.startup_warnings(loaded):
         log.warning("%s", warning)
@@ -67,29 +63,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from gateway.config import load_config
-
-    try:
-        loaded = load_config(args.config)
-    except SourceError as exc:
-        print(exc, file=sys.stderr)
+    loaded = load_config_or_report(args)
+    if loaded is None:
         return 1
     cfg = loaded.config
-    from gateway.actions.rules_runtime import load_rule_files
-
     try:
         ruleset, files = load_rule_files(cfg.rules)
     except SourceError as exc:
         print(exc, file=sys.stderr)
         return 1
-    from gateway.config import security
-
     for warning in security.startup_warnings(loaded):
         print(f"warning: {warning}", file=sys.stderr)
     where = loaded.path or "built-in defaults"
-    from gateway.config.security import redact_url
-
-    url = redact_url(cfg.influx.url)  # it may carry user:password@
+    url = security.redact_url(cfg.influx.url)  # it may carry user:password@
     influx = (
         f"InfluxDB 2.x {url} bucket {cfg.influx.bucket}"
         if cfg.influx.api == "v2"
@@ -103,8 +89,6 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from gateway.cli.schema import write_schemas
-
     for path in write_schemas(args.out):
         print(path)
     return 0

@@ -10,45 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
-from gateway.config import LoadedConfig, load_config
-from rules.yamlsrc import SourceError
-
-
-class ApiError(Exception):
-    pass
-
-
-def api_call(
-    loaded: LoadedConfig, method: str, path: str, body: dict[str, Any] | None = None
-) -> tuple[int, Any]:
-    http = loaded.config.http
-    host, _, port = http.listen.rpartition(":")
-    if host in ("0.0.0.0", "", "[::]", "::"):
-        host = "127.0.0.1"
-    url = f"http://{host}:{port}{path}"
-    headers = {"Content-Type": "application/json"}
-    if http.token is not None:
-        headers["Authorization"] = f"Bearer {http.token.get_secret_value()}"
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"null")
-        except ValueError:
-            return exc.code, {"error": exc.reason}
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ApiError(
-            f"cannot reach the gateway at {url}: {reason} (is `outpost run` "
-            "running with this config?)"
-        ) from None
+from gateway.cli.api import ApiError, GatewayApi
+from gateway.cli.common import load_config_or_report
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
@@ -63,41 +28,33 @@ def parse_setting(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def _load(args: argparse.Namespace) -> LoadedConfig | None:
-    try:
-        return load_config(args.config)
-    except SourceError as exc:
-        print(exc, file=sys.stderr)
-        return None
-
-
 def _cmd_command(args: argparse.Namespace) -> int:
-    loaded = _load(args)
+    loaded = load_config_or_report(args)
     if loaded is None:
         return 2
+    api = GatewayApi.from_config(loaded.config.http)
     try:
         settings = dict(parse_setting(s) for s in args.settings)
-        status, answer = api_call(
-            loaded, "POST", "/api/v1/commands", {"device": args.device, "set": settings}
-        )
+        answer = api.call("POST", "/api/v1/commands", {"device": args.device, "set": settings})
     except (ValueError, ApiError) as exc:
         print(exc, file=sys.stderr)
         return 2
-    if status >= 300:
-        print(f"refused: {answer.get('detail') or answer.get('error')}", file=sys.stderr)
+    body = answer.body
+    if answer.status >= 300:
+        print(f"refused: {body.get('detail') or body.get('error')}", file=sys.stderr)
         return 1
-    print(f"{answer['outcome']}: {answer['detail']}")
+    print(f"{body['outcome']}: {body['detail']}")
     return 0
 
 
 def _cmd_silence(args: argparse.Namespace) -> int:
-    loaded = _load(args)
+    loaded = load_config_or_report(args)
     if loaded is None:
         return 2
+    api = GatewayApi.from_config(loaded.config.http)
     try:
         if args.silence_verb == "add":
-            status, answer = api_call(
-                loaded,
+            answer = api.call(
                 "POST",
                 "/api/v1/silences",
                 {
@@ -109,29 +66,30 @@ def _cmd_silence(args: argparse.Namespace) -> int:
                 },
             )
         elif args.silence_verb == "remove":
-            status, answer = api_call(loaded, "DELETE", f"/api/v1/silences/{args.id}")
+            answer = api.call("DELETE", f"/api/v1/silences/{args.id}")
         else:
-            status, answer = api_call(loaded, "GET", "/api/v1/silences")
+            answer = api.call("GET", "/api/v1/silences")
     except ApiError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if status >= 300:
-        print(f"error: {answer.get('error')}", file=sys.stderr)
+    body = answer.body
+    if answer.status >= 300:
+        print(f"error: {body.get('error')}", file=sys.stderr)
         return 1
     if args.silence_verb == "add":
         print(
-            f"silence {answer['id']}: rule {answer['rule']} device {answer['device']} "
-            f"until {answer['ends_at']}"
+            f"silence {body['id']}: rule {body['rule']} device {body['device']} "
+            f"until {body['ends_at']}"
         )
     elif args.silence_verb == "remove":
-        print(f"removed silence {answer['removed']}")
+        print(f"removed silence {body['removed']}")
     else:
-        for s in answer["silences"]:
+        for s in body["silences"]:
             note = f"  ({s['comment']})" if s["comment"] else ""
             print(
                 f"{s['id']:>4}  rule {s['rule']}  device {s['device']}  until {s['ends_at']}{note}"
             )
-        if not answer["silences"]:
+        if not body["silences"]:
             print("no active silences")
     return 0
 

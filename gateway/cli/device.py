@@ -26,6 +26,7 @@ from devices.model import InvalidReading, check_device_id
 from devices.profiles import PROFILES
 from devices.serial.bridge import MqttConfig, SerialBridge, SerialConfig, mqtt_from_gateway
 from devices.serial.framing import DEFAULT_MAX_LINE, FRAMINGS
+from gateway.config import Config, load_config
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser | None = None) -> None:
@@ -66,9 +67,7 @@ def add_serial_parser(
     return p
 
 
-def _gateway_config(args: argparse.Namespace) -> Any:
-    from gateway.config import load_config
-
+def _gateway_config(args: argparse.Namespace) -> Config:
     return load_config(getattr(args, "config", None)).config
 
 

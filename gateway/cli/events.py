@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.config import load_config
+from gateway.cli.common import load_config_or_report
 from gateway.config.units import parse_duration
 from gateway.journal import FILE_NAME, Entry, Journal
 from rules import rfc3339
-from rules.yamlsrc import SourceError
 
 
 def describe(entry: Entry) -> str:
@@ -59,12 +58,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _cmd_events(args: argparse.Namespace) -> int:
-    try:
-        loaded = load_config(args.config)
-        since = time.time_ns() - int(parse_duration(args.since) * 1e9) if args.since else None
-    except SourceError as exc:
-        print(exc, file=sys.stderr)
+    loaded = load_config_or_report(args)
+    if loaded is None:
         return 2
+    try:
+        since = time.time_ns() - int(parse_duration(args.since) * 1e9) if args.since else None
     except ValueError as exc:
         print(f"--since: {exc}", file=sys.stderr)
         return 2

@@ -23,9 +23,10 @@ import aiomqtt
 
 from devices import catalog as registry
 from devices.decoding import DecodeError, Message
-from gateway.config import LoadedConfig, load_config
+from gateway.cli.common import load_config_or_report
+from gateway.config import LoadedConfig
+from gateway.config.units import parse_duration
 from gateway.topics import TopicRouter, TopicTemplate
-from rules.yamlsrc import SourceError
 
 
 def reading_line(reading: Any) -> str:
@@ -133,12 +134,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from gateway.config.units import parse_duration
-
-    try:
-        loaded = load_config(args.config)
-    except SourceError as exc:
-        print(exc, file=sys.stderr)
+    loaded = load_config_or_report(args)
+    if loaded is None:
         return 2
     try:
         duration = parse_duration(args.duration) if args.duration else None

@@ -11,40 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.config import load_config
-from rules.yamlsrc import SourceError
+from gateway.cli.api import ApiError, GatewayApi
+from gateway.cli.common import load_config_or_report
 
-
-class Unreachable(Exception):
-    pass
-
-
-def _base_url(listen: str) -> str:
-    host, _, port = listen.rpartition(":")
-    if host in ("0.0.0.0", "", "[::]", "::"):
-        host = "127.0.0.1"
-    return f"http://{host}:{port}"
-
-
-def _get(base: str, path: str, token: str | None) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    request = urllib.request.Request(base + path, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        raise Unreachable(f"{base}{path}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise Unreachable(
-            f"cannot reach the gateway at {base}: {reason} "
-            "(is `outpost run` running with this config?)"
-        ) from None
+# Four quick GETs: a gateway slower than this is as good as down for a summary.
+_TIMEOUT_S = 5.0
 
 
 def _ago(iso: str | None, now: datetime) -> str:
@@ -119,24 +93,19 @@ def render(
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    token = None
     if args.url:
-        base = args.url.rstrip("/")
+        api = GatewayApi(args.url, timeout=_TIMEOUT_S)
     else:
-        try:
-            loaded = load_config(args.config)
-        except SourceError as exc:
-            print(exc, file=sys.stderr)
+        loaded = load_config_or_report(args)
+        if loaded is None:
             return 2
-        base = _base_url(loaded.config.http.listen)
-        if loaded.config.http.token is not None:
-            token = loaded.config.http.token.get_secret_value()
+        api = GatewayApi.from_config(loaded.config.http, timeout=_TIMEOUT_S)
     try:
-        status = _get(base, "/api/v1/status", token)
-        devices = _get(base, "/api/v1/devices", token)["devices"]
-        alerts = _get(base, "/api/v1/alerts", token)["alerts"]
-        commands = _get(base, "/api/v1/commands?limit=3", token)["recent"]
-    except Unreachable as exc:
+        status = api.get("/api/v1/status")
+        devices = api.get("/api/v1/devices")["devices"]
+        alerts = api.get("/api/v1/alerts")["alerts"]
+        commands = api.get("/api/v1/commands?limit=3")["recent"]
+    except ApiError as exc:
         print(exc, file=sys.stderr)
         return 2
     if args.json:
@@ -147,7 +116,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(render(base, status, devices, alerts, commands))
+        print(render(api.base, status, devices, alerts, commands))
     return 0 if status["mqtt_connected"] and status["influx_up"] else 1
 
 
