@@ -15,9 +15,9 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from gateway.metrics import Metrics
+from rules import rfc3339
 
 TOPIC = "outpost/deadletter"
 MAX_PAYLOAD = 4096
@@ -26,13 +26,6 @@ LOG_EVERY = 60.0
 log = logging.getLogger("outpost.deadletter")
 
 Publish = Callable[[str, bytes], None]
-
-
-def rfc3339_ms(ns: int) -> str:
-    """``2026-11-27T10:00:00.123Z`` (DESIGN.md §5: every time, millisecond precision)."""
-    moment = datetime.fromtimestamp(ns // 1_000_000_000, UTC)
-    millis = (ns // 1_000_000) % 1000
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
 
 
 class DeadLetters:
@@ -51,7 +44,7 @@ class DeadLetters:
             "topic": topic,
             "reason": reason,
             "detail": detail,
-            "ts": rfc3339_ms(time.time_ns()),
+            "ts": rfc3339(time.time_ns()),
         }
         body = payload[:MAX_PAYLOAD]
         try:

@@ -54,7 +54,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -70,10 +69,11 @@ from devices.serial.bridge import SerialBridge, bridges_from_config
 from gateway.config import LoadedConfig
 from gateway.metrics import Metrics
 from gateway.topics import TopicRouter, TopicTemplate
+from rules import rfc3339
 
 log = logging.getLogger("outpost.devices")
 
-__all__ = ["DevicesRuntime", "rfc3339_ms"]
+__all__ = ["DevicesRuntime"]
 
 OnMessage = Callable[[str, bytes, Any], None]
 
@@ -81,12 +81,6 @@ OnMessage = Callable[[str, bytes, Any], None]
 _SENSOR_FORMATS = ("json", "outpost")
 BRIDGE_STOP_TIMEOUT = 10.0  # seconds for every bridge to say offline and close its port
 BRIDGE_RESTART_DELAY = 2.0  # seconds before a bridge that crashed is started again
-
-
-def rfc3339_ms(ns: int) -> str:
-    """``2026-11-27T10:00:00.123Z`` (DESIGN.md §5: times in JSON carry milliseconds)."""
-    moment = datetime.fromtimestamp(ns // 1_000_000 / 1000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 class DevicesRuntime:
@@ -292,8 +286,8 @@ class DevicesRuntime:
                 "convention": info.convention,
                 "online": status.online,
                 "online_reason": status.reason,
-                "last_seen": rfc3339_ms(info.last_seen_ns) if info.messages else None,
-                "first_seen": rfc3339_ms(info.first_seen_ns),
+                "last_seen": rfc3339(info.last_seen_ns) if info.messages else None,
+                "first_seen": rfc3339(info.first_seen_ns),
                 "reporting_interval_s": (
                     round(info.interval_s, 3) if info.interval_s is not None else None
                 ),
@@ -301,7 +295,7 @@ class DevicesRuntime:
                     name: {
                         "value": m.last_value,
                         "unit": m.unit or units.get(name, ""),
-                        "ts": rfc3339_ms(m.last_ts),
+                        "ts": rfc3339(m.last_ts),
                     }
                     for name, m in sorted(list(info.metrics.items()))
                 },

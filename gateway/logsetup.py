@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
-from datetime import UTC, datetime
 from typing import Literal
+
+from rules import rfc3339
 
 __all__ = ["JsonFormatter", "setup_logging"]
 
@@ -34,14 +36,21 @@ def _priority(levelno: int) -> int:
     return 7
 
 
+def _created_ns(record: logging.LogRecord) -> int:
+    """The record's time in ns; ``created`` is float seconds, so it is first rounded to
+    whole microseconds, as ``datetime.fromtimestamp`` does (x.123 stored as x.12299999
+    still prints .123)."""
+    frac, whole = math.modf(record.created)
+    return int(whole) * 1_000_000_000 + round(frac * 1e6) * 1000
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, journald: bool = False) -> None:
         super().__init__()
         self._journald = journald
 
     def format(self, record: logging.LogRecord) -> str:
-        moment = datetime.fromtimestamp(record.created, UTC)
-        entry = {"ts": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+        entry = {"ts": rfc3339(_created_ns(record)),
                  "level": record.levelname.lower(), "logger": record.name,
                  "msg": record.getMessage()}
         if record.exc_info:

@@ -1,4 +1,7 @@
-"""Durations as rule files write them (``30s``, ``5m``, ``1h30m``), in integer nanoseconds.
+"""Durations as Outpost users write them (``30s``, ``5m``, ``1h30m``), in integer nanoseconds.
+
+The one parser for rule files, ``outpost.yaml``, CLI options and API queries;
+the gateway's config turns the nanoseconds into the seconds it stores.
 
 Time everywhere in the engine is an ``int`` of nanoseconds since the epoch, like
 ``Reading.ts``; durations use the same unit so that deadlines are exact integer
@@ -16,6 +19,7 @@ SECOND = 1_000_000_000
 MINUTE = 60 * SECOND
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
+WEEK = 7 * DAY
 
 UNITS: dict[str, int] = {
     "ns": NS,
@@ -25,12 +29,18 @@ UNITS: dict[str, int] = {
     "m": MINUTE,
     "h": HOUR,
     "d": DAY,
+    "w": WEEK,
 }
+# Longest first, so that a regex alternation reads ``ms`` as one unit, not ``m`` then ``s``.
+UNIT_NAMES = "|".join(sorted(UNITS, key=len, reverse=True))
 
 # A duration is one or more number+unit parts: ``90s``, ``1h30m``, ``1.5s``.
 # ``ns``/``us`` exist so that every duration prints back exactly (format_duration).
-DURATION_RE = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|ms|s|m|h|d))+")
-_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h|d)")
+# A space may separate a number from its unit (``30 s``), as outpost.yaml has always allowed.
+DURATION_RE = re.compile(rf"(?:\d+(?:\.\d+)?\s*(?:{UNIT_NAMES}))+")
+_PART_RE = re.compile(rf"(\d+(?:\.\d+)?)\s*({UNIT_NAMES})")
+# The same grammar as a JSON Schema pattern, for editors checking rule files and outpost.yaml.
+DURATION_PATTERN = rf"^(0|(\d+(\.\d+)?\s*({UNIT_NAMES}))+)$"
 
 # Anything longer than a year is a typo, and keeping the bound small keeps
 # ``now + duration`` far from overflow in a 64-bit journal column.
@@ -41,11 +51,13 @@ class DurationError(ValueError):
     """A duration string that cannot be read; the message says why."""
 
 
-def parse_duration(text: str) -> int:
+def parse_duration(text: str, *, longest: int | None = MAX_DURATION) -> int:
     """``"1h30m"`` → nanoseconds. Raises :class:`DurationError`.
 
     A bare ``0`` is accepted (``for: 0``); any other number needs a unit,
     because ``for: 60`` is ambiguous (seconds? minutes?) and we refuse to guess.
+    ``longest=None`` lifts the bound, for settings such as a retention that
+    may rightly exceed a year.
     """
     text = text.strip()
     if text == "0":
@@ -62,8 +74,8 @@ def parse_duration(text: str) -> int:
         total += int(whole) * scale
         if frac:
             total += int(frac) * scale // 10 ** len(frac)
-    if total > MAX_DURATION:
-        raise DurationError(f"duration {text!r} is longer than 366d")
+    if longest is not None and total > longest:
+        raise DurationError(f"duration {text!r} is longer than {format_duration(longest)}")
     return total
 
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from rules.durations import MAX_DURATION, DurationError, parse_duration
+from rules.durations import MAX_DURATION, UNIT_NAMES, DurationError, parse_duration
 
 TokenKind = Literal["num", "dur", "str", "name", "op", "eof"]
 
@@ -79,7 +79,8 @@ FORBIDDEN_WORDS = frozenset(
     }
 )
 
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|ms|s|m|h|d))+(?![A-Za-z0-9_])")
+# No space inside a duration token: in an expression ``5 m`` is a number and a name.
+_DURATION = re.compile(rf"(?:\d+(?:\.\d+)?(?:{UNIT_NAMES}))+(?![A-Za-z0-9_])")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![A-Za-z0-9_])")
 _BAD_NUMBER = re.compile(r"\d[A-Za-z0-9_.]*")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rules.durations import DURATION_PATTERN
 from rules.events import alert_event_schema
 from rules.loader import COMMAND_KEYS, MATCH_KEYS, RULE_KEYS, TOP_KEYS
 from rules.model import SEVERITIES
-
-DURATION_PATTERN = r"^(0|(\d+(\.\d+)?(ns|us|ms|s|m|h|d))+)$"
 
 __all__ = ["alert_event_schema", "rule_file_schema"]
 

@@ -11,13 +11,13 @@ against the config file's folder.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from gateway.config.environment import substitute
 from gateway.config.schema import Config
 from rules.yamlsrc import (
     LocDict,
@@ -29,8 +29,6 @@ from rules.yamlsrc import (
     locate,
     locate_key,
 )
-
-_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 DEFAULT_FILE = "outpost.yaml"
 
@@ -82,7 +80,7 @@ def parse_config(text: str, name: str, base_dir: Path, env: dict[str, str]) -> L
     if not isinstance(data, LocDict):
         raise SourceError([Problem(origin, "the config must be a mapping of sections")])
     problems: list[Problem] = []
-    _substitute(data, env, problems)
+    substitute(data, env, problems)
     _read_secret_files(data, base_dir, problems)
     if problems:
         raise SourceError(problems)
@@ -128,42 +126,6 @@ def _message(err: Any) -> str:
         return "required key missing"
     msg = str(err["msg"])
     return msg.removeprefix("Value error, ")
-
-
-def _substitute(node: Any, env: dict[str, str], problems: list[Problem]) -> None:
-    """Replace ``${VAR}``/``${VAR:-default}`` in every string value, in place."""
-    if isinstance(node, LocDict):
-        items = [(k, node.locs[k]) for k in node]
-    elif isinstance(node, LocList):
-        items = list(enumerate(node.locs))
-    else:
-        return
-    for key, mark in items:
-        value = node[key]
-        if isinstance(value, str) and "$" in value:
-            node[key] = _expand(value, env, mark, problems)
-        else:
-            _substitute(value, env, problems)
-
-
-def _expand(text: str, env: dict[str, str], mark: Mark, problems: list[Problem]) -> str:
-    def one(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        var, default = match.group(1), match.group(2)
-        if var in env:
-            return env[var]
-        if default is not None:
-            return default
-        problems.append(
-            Problem(
-                mark,
-                f"environment variable {var} is not set (write ${{{var}:-default}} to allow that)",
-            )
-        )
-        return ""
-
-    return _VAR.sub(one, text)
 
 
 def _read_secret_files(node: Any, base_dir: Path, problems: list[Problem]) -> None:

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from gateway.config.units import parse_duration, parse_size
+from rules.durations import DURATION_PATTERN
 
 Duration = Annotated[
     float,
@@ -29,7 +30,7 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "type": ["string", "number"],
-            "pattern": r"^\d+(\.\d+)?(ms|s|m|h|d|w)$",
+            "pattern": DURATION_PATTERN,
             "description": "duration: 500ms, 30s, 5m, 1h, 7d; a number is seconds",
         }
     ),

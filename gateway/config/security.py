@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import yaml
+from gateway.config.environment import written_in_file
+from rules.yamlsrc import SourceError, load_yaml
 
 if TYPE_CHECKING:
     from gateway.config import LoadedConfig
@@ -60,8 +61,6 @@ _INLINE_SECRETS = (
     ("http", "token"),
     ("notify", "*", "webhook"),
 )
-# A value that is only ``${VAR}`` (or ``${VAR:-}``) comes from the environment, not the file.
-_ENV_ONLY = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::-)?\}")
 # Query parameters that carry credentials in the wild (ntfy ?auth=, InfluxDB 1.x ?p=…).
 _SECRET_PARAMS = re.compile(
     r"^(?:p|u|pass|password|passwd|pwd|secret|token|access_token|auth|authorization|key|"
@@ -100,16 +99,17 @@ def _walk(data: Any, keys: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
 def inline_secret_keys(text: str) -> list[str]:
     """Dotted names of secrets written literally in a config file's text (not ``${VAR}``)."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        # Read as the loader reads it, so ``password: yes`` is the string it will send.
+        data = load_yaml(text, "config")
+    except SourceError:
         return []
     found = []
     for keys in _INLINE_SECRETS:
         for name, value in _walk(data, keys):
-            if isinstance(value, str) and _ENV_ONLY.sub("", value).strip():
+            if isinstance(value, str) and written_in_file(value).strip():
                 found.append(name)
     for name, value in _walk(data, ("influx", "url")):
-        if isinstance(value, str) and "@" in value and _ENV_ONLY.sub("", value) == value:
+        if isinstance(value, str) and "@" in value and written_in_file(value) == value:
             try:
                 if urlsplit(value).password:
                     found.append(name)  # http://user:password@host

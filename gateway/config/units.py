@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+from rules import durations
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|k|K|M|G)?\s*$")
 _SIZE_UNITS = {
     None: 1,
@@ -24,7 +24,10 @@ _SIZE_UNITS = {
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from ``"30s"``-style text; a bare number means seconds."""
+    """Seconds from ``"30s"``-style text (read by the rules' parser); a bare number means seconds.
+
+    Unlike a rule's ``for:``, a setting may exceed a year (a retention), so no bound applies.
+    """
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
     if isinstance(value, (int, float)):
@@ -32,9 +35,10 @@ def parse_duration(value: object) -> float:
             raise ValueError("a duration cannot be negative")
         return float(value)
     if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        try:
+            return durations.parse_duration(value, longest=None) / durations.SECOND
+        except durations.DurationError:
+            pass  # the config's own wording below names the forms a setting takes
     raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 30s, 5m, 1h, 7d)")
 
 

@@ -14,8 +14,9 @@ from devices.model import Reading
 from gateway.config import LoadedConfig
 from gateway.config.loader import parse_config
 from gateway.config.schema import Config
-from gateway.devices_runtime import DevicesRuntime, rfc3339_ms
+from gateway.devices_runtime import DevicesRuntime
 from gateway.metrics import Metrics
+from rules import rfc3339
 
 S = 1_000_000_000
 T0 = 1_795_755_841 * S  # 2026-11-27T…
@@ -107,11 +108,11 @@ def test_observe_records_last_seen_metrics_and_the_reporting_interval():
     entry = entry_of(rt, "bathroom")
     assert entry["device"] == "bathroom" and entry["convention"] == "zigbee2mqtt"
     assert entry["online"] is True and entry["online_reason"] == "reporting"
-    assert entry["last_seen"] == rfc3339_ms(T0 + 40 * S)
+    assert entry["last_seen"] == rfc3339(T0 + 40 * S)
     assert entry["reporting_interval_s"] == 10.0
     assert entry["metrics"] == {
-        "humidity": {"value": 40.0, "unit": "%", "ts": rfc3339_ms(T0 + 40 * S)},
-        "temperature": {"value": 25.0, "unit": "°C", "ts": rfc3339_ms(T0 + 40 * S)},
+        "humidity": {"value": 40.0, "unit": "%", "ts": rfc3339(T0 + 40 * S)},
+        "temperature": {"value": 25.0, "unit": "°C", "ts": rfc3339(T0 + 40 * S)},
     }
 
 

@@ -76,6 +76,30 @@ inputs:
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("1.5h", 5400.0),
+        ("30 s", 30.0),  # a space before the unit has always been allowed here
+        ("2w", 14 * 86400.0),
+        ("400d", 400 * 86400.0),  # a setting may exceed the 366d bound of a rule's for:
+        ("1h30m", 5400.0),  # the rules' parser reads compound durations
+        (45, 45.0),  # a bare number is seconds
+    ],
+)
+def test_config_durations_are_read_by_the_rules_parser(tmp_path, text, seconds):
+    path = write(tmp_path, f"influx: {{flush_interval: {text}}}\n")
+    assert load_config(str(path)).config.influx.flush_interval == seconds
+
+
+@pytest.mark.parametrize("text", ["'60'", "5min", "-1s", "true"])
+def test_config_durations_keep_their_error_wording(tmp_path, text):
+    path = write(tmp_path, f"influx: {{flush_interval: {text}}}\n")
+    [error] = errors_of(path)
+    assert error.startswith(f"{path}:1:26: influx.flush_interval: not a duration: ")
+
+
 def test_cross_checks_report_lines_after_schema_passes(tmp_path):
     path = write(
         tmp_path,

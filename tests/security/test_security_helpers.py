@@ -14,6 +14,7 @@ from gateway.config.security import (
     RedactingFilter,
     check_exposure,
     check_permissions,
+    inline_secret_keys,
     install_log_redaction,
     redact_url,
     redact_urls_in,
@@ -57,6 +58,23 @@ def test_secrets_from_the_environment_are_not_inline(tmp_path, value: str) -> No
     loaded = load_config(str(config), environ={"MQTT_PASSWORD": SECRET})
     assert loaded.config.mqtt.password is not None
     assert check_permissions(loaded) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "inline"),
+    [
+        ("${MQTT_PASSWORD:-fallback}", ["mqtt.password"]),  # the default is in the file
+        ("$${MQTT_PASSWORD}", ["mqtt.password"]),  # a literal "${MQTT_PASSWORD}"
+        ("yes", ["mqtt.password"]),  # a string for the loader, so a string here
+        ("${MQTT_PASSWORD}", []),
+    ],
+)
+def test_inline_secrets_are_read_as_the_config_loader_reads_them(value: str, inline) -> None:
+    assert inline_secret_keys(f'mqtt: {{username: gw, password: "{value}"}}\n') == inline
+
+
+def test_a_config_the_loader_refuses_has_no_inline_secrets_to_report() -> None:
+    assert inline_secret_keys("mqtt: {password: a}\nmqtt: {password: b}\n") == []
 
 
 def test_readable_secret_files_and_private_key_are_reported(tmp_path) -> None:
