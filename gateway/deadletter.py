@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from gateway.logsetup import Throttled
 from gateway.metrics import Metrics
 
 TOPIC = "outpost/deadletter"
@@ -41,9 +42,7 @@ class DeadLetters:
     ) -> None:
         self._publish = publish
         self._metrics = metrics
-        self._clock = clock
-        self._last_log: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
+        self._log = Throttled(log, LOG_EVERY, clock)
 
     def send(self, topic: str, payload: bytes, reason: str, detail: str = "") -> None:
         self._metrics.deadletters.labels(reason).inc()
@@ -66,15 +65,6 @@ class DeadLetters:
             self._publish(TOPIC, json.dumps(event, ensure_ascii=False).encode("utf-8"))
         except Exception:  # the broker may be gone; the counter and the log still tell
             log.debug("could not publish dead letter", exc_info=True)
-        self._log(reason, topic, detail)
-
-    def _log(self, reason: str, topic: str, detail: str) -> None:
-        now = self._clock()
-        last = self._last_log.get(reason)
-        if last is not None and now - last < LOG_EVERY:
-            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
-            return
-        self._last_log[reason] = now
-        more = self._suppressed.pop(reason, 0)
-        extra = f" (and {more} more since the last report)" if more else ""
-        log.warning("dead letter %s from %s: %s%s", reason, topic[:120], detail[:200], extra)
+        self._log.log(
+            reason, logging.WARNING, "dead letter %s from %s: %s", reason, topic[:120], detail[:200]
+        )
