@@ -1,26 +1,23 @@
-"""The dead-letter topic: where input that cannot become a stored reading goes.
+"""The dead-letter topic in the running gateway: every refusal goes through :class:`DeadLetters`.
 
-Every refused message or point is published to ``outpost/deadletter`` as
-``{"topic", "payload", "reason", "ts", "detail"}``, counted by reason, and
-logged — at most once per reason per minute, with how many were suppressed,
-so a flood of garbage cannot flood the log too. Payloads over 4 KiB are
-truncated (``"truncated": true`` and the original ``"size"``); payloads that
-are not UTF-8 are sent base64-encoded (``"encoding": "base64"``).
+Each refused message or point is published in the one shape of
+:mod:`devices.deadletter` (``{"topic", "payload", "reason", "detail", "ts"}``,
+with ``encoding``/``truncated``/``size`` when the payload needs them), counted
+by reason (``outpost_deadletters_total``) and logged — at most once per reason
+per minute, with how many were suppressed, so a flood of garbage cannot flood
+the log too.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import time
 from collections.abc import Callable
 
+from devices import deadletter
+from gateway.logsetup import Throttled
 from gateway.metrics import Metrics
-from rules import rfc3339
 
-TOPIC = "outpost/deadletter"
-MAX_PAYLOAD = 4096
 LOG_EVERY = 60.0
 
 log = logging.getLogger("outpost.deadletter")
@@ -34,40 +31,16 @@ class DeadLetters:
     ) -> None:
         self._publish = publish
         self._metrics = metrics
-        self._clock = clock
-        self._last_log: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
+        self._log = Throttled(log, LOG_EVERY, clock)
 
     def send(self, topic: str, payload: bytes, reason: str, detail: str = "") -> None:
+        """Publish, count and (throttled) log one refused message or point."""
         self._metrics.deadletters.labels(reason).inc()
-        event: dict[str, object] = {
-            "topic": topic,
-            "reason": reason,
-            "detail": detail,
-            "ts": rfc3339(time.time_ns()),
-        }
-        body = payload[:MAX_PAYLOAD]
+        body = deadletter.encode(topic, payload, reason, detail, time.time_ns())
         try:
-            event["payload"] = body.decode("utf-8")
-        except UnicodeDecodeError:
-            event["payload"] = base64.b64encode(body).decode("ascii")
-            event["encoding"] = "base64"
-        if len(payload) > MAX_PAYLOAD:
-            event["truncated"] = True
-            event["size"] = len(payload)
-        try:
-            self._publish(TOPIC, json.dumps(event, ensure_ascii=False).encode("utf-8"))
+            self._publish(deadletter.TOPIC, body)
         except Exception:  # the broker may be gone; the counter and the log still tell
             log.debug("could not publish dead letter", exc_info=True)
-        self._log(reason, topic, detail)
-
-    def _log(self, reason: str, topic: str, detail: str) -> None:
-        now = self._clock()
-        last = self._last_log.get(reason)
-        if last is not None and now - last < LOG_EVERY:
-            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
-            return
-        self._last_log[reason] = now
-        more = self._suppressed.pop(reason, 0)
-        extra = f" (and {more} more since the last report)" if more else ""
-        log.warning("dead letter %s from %s: %s%s", reason, topic[:120], detail[:200], extra)
+        self._log.log(
+            reason, logging.WARNING, "dead letter %s from %s: %s", reason, topic[:120], detail[:200]
+        )

@@ -56,9 +56,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-
 import devices.conventions as conventions
 from devices.conventions.base import Availability, Convention
 from devices.decoding import Message
@@ -67,7 +64,7 @@ from devices.presence import NS, DeviceRegistry
 from devices.profiles import get_profile
 from devices.serial.bridge import SerialBridge, bridges_from_config
 from gateway.config import LoadedConfig
-from gateway.metrics import Metrics
+from gateway.metrics import Family, Metrics, Sample
 from gateway.topics import TopicRouter, TopicTemplate
 from rules import rfc3339
 
@@ -81,6 +78,20 @@ OnMessage = Callable[[str, bytes, Any], None]
 _SENSOR_FORMATS = ("json", "outpost")
 BRIDGE_STOP_TIMEOUT = 10.0  # seconds for every bridge to say offline and close its port
 BRIDGE_RESTART_DELAY = 2.0  # seconds before a bridge that crashed is started again
+
+# Read at scrape time (_samples): nothing on the per-reading path.
+_FAMILIES = (
+    Family("outpost_devices", "Devices in the registry, by convention and online state",
+           ("convention", "state")),
+    Family("outpost_device_online", "1 while a device is online (its LWT/availability, "
+           "and reporting within its usual interval)", ("device",)),
+    Family("outpost_device_last_seen_timestamp_seconds",
+           "When a device last sent a reading (Unix time)", ("device",)),
+    Family("outpost_serial_port_open", "1 while a serial bridge has its port open",
+           ("device", "port")),
+    Family("outpost_serial_events", "Serial bridge counters: lines, frames_published, "
+           "bad_lines, port_opens, out_of_range:<metric> …", ("device", "event"), "counter"),
+)  # fmt: skip
 
 
 class DevicesRuntime:
@@ -122,7 +133,7 @@ class DevicesRuntime:
         self._loop_thread = 0
         with contextlib.suppress(RuntimeError):  # built inside the gateway's event loop
             self._bind(asyncio.get_running_loop())
-        metrics.registry.register(_DevicesCollector(self))
+        metrics.read_at_scrape(_FAMILIES, self._samples)
 
     # --- configuration -------------------------------------------------------------------
 
@@ -313,6 +324,28 @@ class DevicesRuntime:
             out[device]["serial_port"] = port
         return [out[d] for d in sorted(out)]
 
+    def _samples(self) -> Iterator[Sample]:
+        """The device and bridge metrics (:data:`_FAMILIES`), read when Prometheus scrapes."""
+        now = self._clock()
+        counts: dict[tuple[str, str], int] = {}
+        registry = self.registry
+        for info in list(registry.devices.values()):
+            up = registry.status(info.device, now).online
+            key = (info.convention, "online" if up else "offline")
+            counts[key] = counts.get(key, 0) + 1
+            yield "outpost_device_online", (info.device,), 1.0 if up else 0.0
+            if info.messages:
+                seen = info.last_seen_ns / NS
+                yield "outpost_device_last_seen_timestamp_seconds", (info.device,), seen
+        for (convention, state), n in sorted(counts.items()):
+            yield "outpost_devices", (convention, state), n
+        for bridge in self.bridges:
+            device = bridge.config.device
+            port_open = 1.0 if bridge.port_open.is_set() else 0.0
+            yield "outpost_serial_port_open", (device, bridge.config.port), port_open
+            for event, value in sorted(dict(bridge.counters).items()):
+                yield "outpost_serial_events", (device, event), value
+
     # --- serial bridges ----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -352,58 +385,3 @@ class DevicesRuntime:
                 bridge.counters["crashes"] += 1
                 log.exception("serial bridge %s crashed; restarting", bridge.config.device)
             await asyncio.sleep(BRIDGE_RESTART_DELAY)
-
-
-class _DevicesCollector(Collector):
-    """Prometheus families computed at scrape time from the registry and the bridges."""
-
-    def __init__(self, runtime: DevicesRuntime) -> None:
-        self._runtime = runtime
-
-    def describe(self) -> list[Metric]:
-        return list(self._families(empty=True))
-
-    def collect(self) -> Iterator[Metric]:
-        return self._families(empty=False)
-
-    def _families(self, empty: bool) -> Iterator[Metric]:
-        rt = self._runtime
-        by_state = GaugeMetricFamily(
-            "outpost_devices", "Devices in the registry, by convention and online state",
-            labels=["convention", "state"])  # fmt: skip
-        online = GaugeMetricFamily(
-            "outpost_device_online", "1 while a device is online (its LWT/availability, "
-            "and reporting within its usual interval)", labels=["device"])  # fmt: skip
-        last_seen = GaugeMetricFamily(
-            "outpost_device_last_seen_timestamp_seconds",
-            "When a device last sent a reading (Unix time)", labels=["device"])  # fmt: skip
-        port_open = GaugeMetricFamily(
-            "outpost_serial_port_open", "1 while a serial bridge has its port open",
-            labels=["device", "port"])  # fmt: skip
-        events = CounterMetricFamily(
-            "outpost_serial_events",
-            "Serial bridge counters: lines, frames_published, "
-            "bad_lines, port_opens, out_of_range:<metric> …",
-            labels=["device", "event"],
-        )
-        if not empty:
-            now = rt._clock()
-            counts: dict[tuple[str, str], int] = {}
-            registry = rt.registry
-            for info in list(registry.devices.values()):
-                up = registry.status(info.device, now).online
-                key = (info.convention, "online" if up else "offline")
-                counts[key] = counts.get(key, 0) + 1
-                online.add_metric([info.device], 1.0 if up else 0.0)
-                if info.messages:
-                    last_seen.add_metric([info.device], info.last_seen_ns / NS)
-            for (convention, state), n in sorted(counts.items()):
-                by_state.add_metric([convention, state], n)
-            for bridge in rt.bridges:
-                device = bridge.config.device
-                port_open.add_metric(
-                    [device, bridge.config.port], 1.0 if bridge.port_open.is_set() else 0.0
-                )
-                for event, value in sorted(dict(bridge.counters).items()):
-                    events.add_metric([device, event], value)
-        yield from (by_state, online, last_seen, port_open, events)

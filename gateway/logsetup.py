@@ -9,6 +9,10 @@
   then shows warnings and errors only, and errors are highlighted.
 - ``json``: one JSON object a line (``ts``, ``level``, ``logger``, ``msg``, and
   ``exc`` with the traceback), for log shippers; also prefixed under journald.
+
+:class:`Throttled` is how a line that can repeat thousands of times a second
+(a dead letter, a failing write, a full buffer) is logged: at most once per
+key per interval, the next line saying how many were held back meanwhile.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import logging
 import math
 import os
 import sys
+import time
+from collections.abc import Callable
 from typing import Literal
 
 from rules import rfc3339
 
-__all__ = ["JsonFormatter", "setup_logging"]
+__all__ = ["JsonFormatter", "Throttled", "setup_logging"]
 
 # syslog priorities (sd-daemon(3)): journald reads "<N>" at the start of each line.
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
@@ -98,3 +104,37 @@ def setup_logging(level: str, fmt: Literal["text", "json"] = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
+
+
+class Throttled:
+    """Logs each key at most once per ``interval`` seconds.
+
+    Lines in between are counted, not logged; the next line logged for the key
+    ends with ``(and N more since the last report)``. ``count`` is how many
+    things one call stands for (a line about 40 dropped readings counts 40).
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def log(self, key: str, level: int, msg: str, *args: object, count: int = 1) -> None:
+        """Log ``msg % args`` unless ``key`` was logged within the interval."""
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval:
+            self._held[key] = self._held.get(key, 0) + count
+            return
+        self._last[key] = now
+        held = self._held.pop(key, 0)
+        if held:
+            msg, args = msg + " (and %d more since the last report)", (*args, held)
+        self._logger.log(level, msg, *args)

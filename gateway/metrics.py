@@ -4,11 +4,58 @@ One :class:`Metrics` per gateway instance, each with its own registry, so that
 tests can run several gateways in one process. Hot-path counters are resolved
 to their labelled child once and kept (``labels()`` costs a dict lookup and a
 lock per call).
+
+Counters and histograms count where things happen. A level (a queue's length,
+a device's online state, a bridge's own counters) is read from the component
+that owns it when Prometheus scrapes, never copied on the hot path or from a
+polling task: the component declares its :class:`Family` list and a function
+yielding :data:`Sample` tuples, and :meth:`Metrics.read_at_scrape` registers them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+Sample = tuple[str, Sequence[str], float]
+"""``(family name, label values, value)``: one value a component reports at scrape time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A metric family whose values are read at scrape time (``kind`` as Prometheus has it)."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...] = ()
+    kind: Literal["gauge", "counter"] = "gauge"
+
+    def empty(self) -> GaugeMetricFamily | CounterMetricFamily:
+        if self.kind == "counter":
+            return CounterMetricFamily(self.name, self.help, labels=self.labels)
+        return GaugeMetricFamily(self.name, self.help, labels=self.labels)
+
+
+class _ReadAtScrape(Collector):
+    """The families of one component, filled from its ``samples()`` on every scrape."""
+
+    def __init__(self, families: Sequence[Family], samples: Callable[[], Iterable[Sample]]) -> None:
+        self._families = tuple(families)
+        self._samples = samples
+
+    def describe(self) -> list[Metric]:
+        return [family.empty() for family in self._families]
+
+    def collect(self) -> Iterator[Metric]:
+        built = {family.name: family.empty() for family in self._families}
+        for name, labels, value in self._samples():
+            built[name].add_metric(labels, value)
+        return iter(built.values())
 
 
 class Metrics:
@@ -154,3 +201,15 @@ class Metrics:
             "Messages held because the gateway's clock was not set yet",
             registry=r,
         )
+
+    def read_at_scrape(
+        self, families: Sequence[Family], samples: Callable[[], Iterable[Sample]]
+    ) -> Collector:
+        """Expose ``families``, filled on every scrape from what ``samples()`` yields.
+
+        Every family is exposed (empty if no sample names it). Returns the collector,
+        for ``registry.unregister`` when the component stops before the gateway does.
+        """
+        collector = _ReadAtScrape(families, samples)
+        self.registry.register(collector)
+        return collector

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from devices.model import InvalidReading
+from devices.model import InvalidReading, check_device_id
 
 # Epoch magnitudes: below 1e11 a number is seconds (until year 5138), below
 # 1e14 milliseconds, below 1e17 microseconds, else nanoseconds.
@@ -54,6 +54,17 @@ def _rfc3339(text: str) -> int:
     whole = int(moment.timestamp())
     # timestamp() is a float; rebuild from whole seconds to keep microseconds exact.
     return whole * 1_000_000_000 + moment.microsecond * 1000
+
+
+def reading_device(device: str) -> str:
+    """The device id of a decoded reading, held to :func:`devices.model.check_device_id`.
+
+    A message that names no device is refused as ``empty_device``; any other id is
+    accepted or refused exactly as the command policy and the conventions do.
+    """
+    if not device:
+        raise InvalidReading("empty_device", "empty device")
+    return check_device_id(device)
 
 
 def merged_tags(static: Mapping[str, str], extra: Mapping[str, str]) -> Mapping[str, str]:

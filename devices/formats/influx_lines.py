@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from devices.decoding import DecodeError, Decoder, Message
-from devices.formats.common import merged_tags
+from devices.formats.common import merged_tags, reading_device
 from devices.formats.registry import register
 from devices.model import Reading, check_identifier
 
@@ -143,8 +143,9 @@ class LineProtocolDecoder:
             if not line or line.startswith("#"):
                 continue
             measurement, tags, fields, ts = parse_line(line)
-            device = tags.pop("device", "") or message.fields.get("device") or self._device or ""
-            check_identifier("device", device)
+            device = reading_device(
+                tags.pop("device", "") or message.fields.get("device") or self._device or ""
+            )
             check_identifier("metric", measurement)
             all_tags = merged_tags(base_tags, tags)
             for name, value in fields.items():

@@ -15,14 +15,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from devices.decoding import DecodeError, Decoder, Message
-from devices.formats.common import merged_tags, parse_time
+from devices.formats.common import merged_tags, parse_time, reading_device
 from devices.formats.registry import register
 from devices.model import InvalidReading, Reading, check_identifier, check_value
 
 MAX_DEPTH = 16
 """Nesting deeper than this is refused: no sensor needs it, and it costs recursion."""
-
-_UNSAFE_DEVICE = set("+#/")
 
 
 def _no_constants(name: str) -> Any:
@@ -86,12 +84,8 @@ class JsonDecoder:
             raw = data.get(self._device_field)
             if not isinstance(raw, str):
                 raise DecodeError("empty_device", f"no string field {self._device_field!r}")
-            if _UNSAFE_DEVICE.intersection(raw):
-                # Such an id could never be commanded (it would change the topic).
-                raise DecodeError("bad_device", f"device {raw[:40]!r} contains + # or /")
             device = raw
-        device = device or self._device or ""
-        check_identifier("device", device)
+        device = reading_device(device or self._device or "")
         ts = message.received_ns
         if self._time_field and data.get(self._time_field) is not None:
             ts = parse_time(data[self._time_field])

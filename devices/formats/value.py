@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from devices.decoding import DecodeError, Decoder, Message
-from devices.formats.common import merged_tags
+from devices.formats.common import merged_tags, reading_device
 from devices.formats.registry import register
 from devices.model import Reading, check_identifier
 
@@ -66,9 +66,8 @@ class ValueDecoder:
             raise DecodeError("bad_utf8", "payload is not UTF-8") from None
         value = parse_scalar(text)
         fields = message.fields
-        device = fields.get("device") or self._device or ""
+        device = reading_device(fields.get("device") or self._device or "")
         metric = fields.get("metric") or self._metric or ""
-        check_identifier("device", device)
         check_identifier("metric", metric)
         return [
             Reading(

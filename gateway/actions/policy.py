@@ -4,8 +4,10 @@ Only devices listed under ``devices:`` may be commanded, only with the keys
 listed under their ``commands:``, and only with values of the declared type,
 within ``min``/``max`` or inside ``enum``. A value out of bounds is refused,
 never clamped: a clamped "heater 100" is not what the rule author asked for.
-A device id that could change the topic (``+ # /``, control characters) is
-refused before any topic is built.
+A device id is held to :func:`devices.model.check_device_id` before any topic is
+built, the same rule the decoders and the conventions apply: an id that could
+change the topic (``+ # /``, control characters) or is longer than any decoder
+accepts is refused as ``bad_device``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from devices.model import InvalidReading, check_device_id
 from gateway.config.schema import CommandSpec, DeviceConfig
 
 
@@ -26,14 +29,6 @@ class Refused(ValueError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-def safe_device_id(device: str) -> None:
-    if not device:
-        raise Refused("bad_device", "empty device id")
-    for ch in device:
-        if ch in "+#/" or ch < " " or ch == "\x7f":
-            raise Refused("bad_device", f"device id {device[:40]!r} cannot be part of a topic")
 
 
 def _check_value(key: str, value: Any, spec: CommandSpec) -> Any:
@@ -84,7 +79,10 @@ class CommandPolicy:
 
     def check(self, device: str, settings: Mapping[str, Any]) -> Command:
         """A :class:`Command` with a fresh id, or :class:`Refused` saying why not."""
-        safe_device_id(device)
+        try:
+            check_device_id(device)
+        except InvalidReading as exc:
+            raise Refused(exc.reason, str(exc)) from None
         config = self._devices.get(device)
         if config is None:
             raise Refused("unknown_device", f"device {device!r} is not listed under devices:")

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from gateway.deadletter import DeadLetters
 from gateway.influx.sink import InfluxSink, WriteError
+from gateway.logsetup import Throttled
 from gateway.metrics import Metrics
 from gateway.outbox import Buffer, OutboxError, RateLimit, drain
 
@@ -45,6 +46,7 @@ OnAcked = Callable[[list[Token]], None]
 OnAuth = Callable[[bool, "int | None"], None]
 """``(True, status)`` when InfluxDB starts refusing the credentials, ``(False, None)`` when
 writes succeed again."""
+LOG_EVERY = 10.0  # seconds between two lines about failing writes or a full buffer
 
 
 @dataclass(slots=True)
@@ -106,9 +108,7 @@ class InfluxWriter:
         self._deadline = float("inf")
         self._backoff = Backoff()
         self._not_before = float("-inf")  # no write before this (Retry-After or backoff)
-        self._last_error_log = 0.0
-        self._last_drop_log = float("-inf")
-        self._dropped_unlogged = 0
+        self._log = Throttled(log, LOG_EVERY, clock)
         self.writing: list[Entry] = []  # the batch being written, for inspection
         self.healthy = True
         self._outbox = outbox
@@ -165,16 +165,14 @@ class InfluxWriter:
         self._buffered -= dropped
         if dropped:
             self._metrics.dropped.labels("buffer_full").inc(dropped)
-            self._dropped_unlogged += dropped
-            now = self._clock()
-            if now - self._last_drop_log >= 10.0:
-                self._last_drop_log = now
-                log.warning(
-                    "InfluxDB buffer full (%d readings): dropped the %d oldest QoS 0 readings",
-                    self._max_buffer,
-                    self._dropped_unlogged,
-                )
-                self._dropped_unlogged = 0
+            self._log.log(
+                "buffer_full",
+                logging.WARNING,
+                "InfluxDB buffer full (%d readings): dropped the %d oldest QoS 0 readings",
+                self._max_buffer,
+                dropped,
+                count=dropped,
+            )
 
     async def run(self) -> None:
         """Write batches until :meth:`stop`; then flush what is left (within the deadline)."""
@@ -234,7 +232,16 @@ class InfluxWriter:
                     )
                     self._buffered -= len(lines)
                     return
-                self._log_error(exc, delay)
+                self._log.log(
+                    "write_failed",
+                    logging.ERROR,
+                    "InfluxDB write failed (%s): %s; %d readings waiting, retry in %.1fs%s",
+                    exc.kind,
+                    exc,
+                    self._buffered,
+                    delay,
+                    _hint(exc),
+                )
                 await self._sleep(delay)
         self._succeeded()
         self._done(batch, lines)
@@ -358,19 +365,6 @@ class InfluxWriter:
         # Not self._wake: new readings must not cut a retry pause short.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop_event.wait(), delay)
-
-    def _log_error(self, exc: WriteError, delay: float) -> None:
-        now = self._clock()
-        if now - self._last_error_log >= 10.0:
-            self._last_error_log = now
-            log.error(
-                "InfluxDB write failed (%s): %s; %d readings waiting, retry in %.1fs%s",
-                exc.kind,
-                exc,
-                self._buffered,
-                delay,
-                _hint(exc),
-            )
 
 
 def _hint(exc: WriteError) -> str:

@@ -1,0 +1,61 @@
+"""Every dead letter has the one documented shape (``outpost schema event-deadletter``)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from gateway.cli.event_schemas import DeadLetter
+
+from devices import deadletter
+from gateway.deadletter import DeadLetters
+from gateway.metrics import Metrics
+
+TS = 1_795_755_841_123_456_789
+
+
+def _sent(payload: bytes, reason: str = "bad_json", detail: str = "") -> tuple[str, dict]:
+    letters: list[tuple[str, bytes]] = []
+    DeadLetters(lambda topic, body: letters.append((topic, body)), Metrics()).send(
+        "sensors/gh-1", payload, reason, detail
+    )
+    [(topic, body)] = letters
+    return topic, json.loads(body)
+
+
+@pytest.mark.parametrize("payload", [b"{", b"\xff\xfe\x00", b"x" * 5000, "é".encode()])
+def test_a_dead_letter_matches_the_documented_schema(payload: bytes) -> None:
+    topic, event = _sent(payload, detail="not JSON")
+    assert topic == "outpost/deadletter"
+    DeadLetter.model_validate(event)
+    assert event["topic"] == "sensors/gh-1" and event["reason"] == "bad_json"
+    assert event["detail"] == "not JSON"
+
+
+def test_a_binary_payload_is_sent_base64_encoded() -> None:
+    _, event = _sent(b"\xff\xfe\x00")
+    assert event["encoding"] == "base64"
+    assert base64.b64decode(event["payload"]) == b"\xff\xfe\x00"
+
+
+def test_a_large_payload_is_cut_and_says_its_size() -> None:
+    _, event = _sent(b"x" * 5000)
+    assert event["truncated"] is True and event["size"] == 5000
+    assert len(event["payload"]) == deadletter.MAX_PAYLOAD
+
+
+def test_the_time_has_milliseconds_in_utc() -> None:
+    event = json.loads(deadletter.encode("serial:/dev/ttyUSB0", b"?", "bad_line", "", TS))
+    assert event["ts"] == "2026-11-27T05:04:01.123Z"
+    DeadLetter.model_validate(event)
+
+
+def test_dead_letters_are_counted_by_reason() -> None:
+    metrics = Metrics()
+    letters = DeadLetters(lambda topic, body: None, metrics)
+    letters.send("sensors/gh-1", b"{", "bad_json")
+    letters.send("sensors/gh-1", b"{", "bad_json")
+    assert (
+        metrics.registry.get_sample_value("outpost_deadletters_total", {"reason": "bad_json"}) == 2
+    )
