@@ -43,7 +43,7 @@ came through (``zigbee2mqtt``, ``tasmota``, ``json`` …); ``outpost`` for
 ``outpost_serial_port_open{device,port}`` and ``outpost_serial_events_total
 {device,event}`` — one series per counter of the bridge (``lines``,
 ``frames_published``, ``bad_lines``, ``out_of_range:humidity``, …; see
-:mod:`devices.serial.bridge` and :mod:`devices.serial.framing`).
+:mod:`gateway.serial.bridge` and :mod:`devices.serial.framing`).
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ from devices.decoding import Message
 from devices.model import InvalidReading, Reading
 from devices.presence import NS, DeviceRegistry
 from devices.profiles import get_profile
-from devices.serial.bridge import SerialBridge, bridges_from_config
 from gateway.config import LoadedConfig
 from gateway.metrics import Metrics
+from gateway.serial.bridge import SerialBridge, bridges_from_config
 from gateway.topics import TopicRouter, TopicTemplate
 
 log = logging.getLogger("outpost.devices")
