@@ -25,8 +25,10 @@ from devices.conventions.base import (
     Message,
     PendingCommand,
     Publish,
-    ReadingBuilder,
     check_device_id,
+)
+from devices.conventions.helpers import (
+    ReadingBuilder,
     flatten,
     json_bytes,
     parse_json,

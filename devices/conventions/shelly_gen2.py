@@ -43,10 +43,12 @@ from devices.conventions.base import (
     Message,
     PendingCommand,
     Publish,
-    ReadingBuilder,
-    base_topic,
     check_device_id,
     check_topic_level,
+)
+from devices.conventions.helpers import (
+    ReadingBuilder,
+    base_topic,
     flatten,
     json_bytes,
     option,

@@ -47,9 +47,11 @@ from devices.conventions.base import (
     Message,
     PendingCommand,
     Publish,
-    ReadingBuilder,
     check_device_id,
     check_topic_level,
+)
+from devices.conventions.helpers import (
+    ReadingBuilder,
     flatten,
     on_off,
     parse_json_object,

@@ -40,9 +40,11 @@ from devices.conventions.base import (
     Message,
     PendingCommand,
     Publish,
+    check_device_id,
+)
+from devices.conventions.helpers import (
     ReadingBuilder,
     base_topic,
-    check_device_id,
     flatten,
     json_bytes,
     on_off,

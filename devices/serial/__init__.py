@@ -1,1 +1,1 @@
-"""Serial sensors: framings (bytes → frames) and the bridge (port ⇄ MQTT)."""
+"""Serial sensors: framings (bytes → frames); the bridge (port ⇄ MQTT) is ``gateway.serial``."""

@@ -24,9 +24,10 @@ from typing import Any
 
 from devices.model import InvalidReading, check_device_id
 from devices.profiles import PROFILES
-from devices.serial.bridge import MqttConfig, SerialBridge, SerialConfig, mqtt_from_gateway
 from devices.serial.framing import DEFAULT_MAX_LINE, FRAMINGS
 from gateway.config import Config, load_config
+from gateway.serial.bridge import SerialBridge
+from gateway.serial.settings import MqttConfig, SerialConfig, mqtt_from_gateway
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser | None = None) -> None:

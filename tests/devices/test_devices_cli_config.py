@@ -6,9 +6,9 @@ import argparse
 
 import pytest
 
-from devices.serial.bridge import bridges_from_config
 from gateway.cli.device import add_parser, configs_from_args
 from gateway.config.schema import Config
+from gateway.serial.bridge import bridges_from_config
 
 
 def parse(argv, config=None):

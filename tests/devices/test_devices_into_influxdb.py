@@ -20,7 +20,7 @@ def test_serial_lines_paced_at_2000_per_second_all_land_in_influxdb(
     device = f"bench-{uuid.uuid4().hex[:6]}"
     config = gateway_config(mosquitto.port, influxdb.url, influx_db)  # default inputs
     bridge = subprocess.Popen(
-        [sys.executable, "-m", "devices", "serial", "--port", str(serial_device.link),
+        [sys.executable, "-m", "gateway", "device", "serial", "--port", str(serial_device.link),
          "--device", device, "--profile", "bme280",
          "--host", "127.0.0.1", "--port-mqtt", str(mosquitto.port)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from devices.serial.bridge import MqttConfig, SerialBridge, SerialConfig
+from gateway.serial.bridge import SerialBridge
+from gateway.serial.settings import MqttConfig, SerialConfig
 from tests.devices.conftest import until
 
 
@@ -158,7 +159,7 @@ def test_the_cli_bridges_a_port_and_says_offline_when_stopped(
     sub = subscriber_factory(shared_mosquitto.port, f"sensors/{device_id}",
                              f"devices/{device_id}/status")  # fmt: skip
     process = subprocess.Popen(
-        [sys.executable, "-m", "devices", "serial", "--port", str(serial_device.link),
+        [sys.executable, "-m", "gateway", "device", "serial", "--port", str(serial_device.link),
          "--device", device_id, "--framing", "csv", "--profile", "bme280",
          "--host", "127.0.0.1", "--port-mqtt", str(shared_mosquitto.port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -184,7 +185,7 @@ def test_the_cli_bridges_a_port_and_says_offline_when_stopped(
 
 @pytest.mark.parametrize("argv", [["--port", "/dev/x", "--device", "a+b"]])
 def test_the_cli_refuses_a_device_id_that_would_change_a_topic(argv):
-    result = subprocess.run([sys.executable, "-m", "devices", "serial", *argv],
+    result = subprocess.run([sys.executable, "-m", "gateway", "device", "serial", *argv],
                             capture_output=True, text=True, timeout=30)  # fmt: skip
     assert result.returncode == 2
     assert "'+'" in result.stderr

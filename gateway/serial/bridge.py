@@ -33,7 +33,8 @@ as a transport callback, and a read returns everything already buffered
 it is full the oldest message is dropped (fresh readings matter more) and
 counted as ``dropped_outbound``.
 
-Lifecycle: ``bridge = SerialBridge(SerialConfig(...), MqttConfig(...))``;
+Lifecycle: ``bridge = SerialBridge(SerialConfig(...), MqttConfig(...))`` (settings in
+:mod:`gateway.serial.settings`, the blocking pyserial calls in :mod:`gateway.serial.port`);
 ``await bridge.run()`` until cancelled (a clean stop publishes ``offline``).
 ``bridge.counters`` holds every counter.
 """
@@ -44,13 +45,11 @@ import asyncio
 import contextlib
 import json
 import logging
-import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,10 @@ import serial  # type: ignore[import-untyped]  # no stubs installed (types-pyser
 
 from devices.model import check_device_id
 from devices.profiles import FrameMapper, get_profile
-from devices.serial.framing import DEFAULT_MAX_LINE, Frame, LineFramer, make_framer
+from devices.serial.framing import Frame, LineFramer, make_framer
+from gateway.serial.port import close_quietly, open_serial, read_available, write_all
+from gateway.serial.settings import MqttConfig, SerialConfig, mqtt_from_gateway
+from rules import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -78,46 +80,10 @@ _mqtt_log.addFilter(_QuietPendingCalls())
 
 
 @dataclass(frozen=True, slots=True)
-class SerialConfig:
-    """One ``serial:`` entry of ``outpost.yaml``."""
-
-    port: str
-    device: str
-    baud: int = 9600  # the gateway config's default, and the Arduino examples' speed
-    framing: str = "jsonlines"
-    profile: str | None = None
-    max_line: int = DEFAULT_MAX_LINE
-    reopen_interval: float = 2.0
-    read_timeout: float = 0.1
-    queue_size: int = 10_000
-    deadletter_per_s: int = 20
-
-
-@dataclass(frozen=True, slots=True)
-class MqttConfig:
-    host: str = "localhost"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    client_id: str | None = None  # default outpost-serial-<device>
-    reconnect_interval: float = 2.0
-    qos: int = 1
-    # QoS 1 publishes waiting for their PUBACK at once: one at a time caps a bridge at
-    # about 1/RTT messages a second (≈1,800/s on loopback), under the 2,000 lines/s target.
-    max_inflight: int = 32
-    tls_context: ssl.SSLContext | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class _Outgoing:
     topic: str
     payload: bytes
     retain: bool = False
-
-
-def _rfc3339(ns: int) -> str:
-    moment = datetime.fromtimestamp(ns / 1e9, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 class SerialBridge:
@@ -136,7 +102,7 @@ class SerialBridge:
         self.framer: LineFramer = make_framer(config.framing, config.max_line, self.counters)
         profile = get_profile(config.profile) if config.profile else None
         self.mapper = FrameMapper(config.device, profile, self.counters)
-        self._open_port = open_port or _open_serial
+        self._open_port = open_port or open_serial
         self._clock = clock
         device = config.device
         self.readings_topic = f"sensors/{device}"
@@ -163,7 +129,7 @@ class SerialBridge:
         finally:
             port, self.port = self.port, None
             if port is not None:
-                _close_quietly(port)
+                close_quietly(port)
             self.port_open.clear()
             self._executor.shutdown(wait=True, cancel_futures=True)
 
@@ -190,7 +156,7 @@ class SerialBridge:
                 await self._read_until_gone(port)
             finally:
                 self.port = None
-                _close_quietly(port)
+                close_quietly(port)
                 self.framer.reset()
                 self._drain_rejected()
             self.counters["port_losses"] += 1
@@ -202,7 +168,7 @@ class SerialBridge:
     async def _read_until_gone(self, port: serial.Serial) -> None:
         while True:
             try:
-                data = await self._in_thread(_read_available, port)
+                data = await self._in_thread(read_available, port)
             except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                 # TypeError/AttributeError: pyserial touching a file descriptor it closed.
                 log.debug("read from %s failed: %s", self.config.port, exc)
@@ -253,7 +219,7 @@ class SerialBridge:
                 "topic": f"serial:{self.config.port}",
                 "payload": rejected.line.decode("utf-8", "backslashreplace"),
                 "reason": rejected.reason,
-                "ts": _rfc3339(now),
+                "ts": rfc3339(now),
             }
             self._enqueue(_Outgoing(DEADLETTER_TOPIC, json.dumps(body).encode()))
 
@@ -277,7 +243,7 @@ class SerialBridge:
             self.counters["commands_dropped_offline"] += 1
             return False
         try:
-            await self._in_thread(_write_all, port, payload)
+            await self._in_thread(write_all, port, payload)
         except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
             self.counters["command_write_failures"] += 1
             log.warning("writing a command to %s failed: %s", self.config.port, exc)
@@ -375,7 +341,7 @@ class SerialBridge:
                     "topic": self.set_topic,
                     "payload": payload[:256].decode("utf-8", "backslashreplace"),
                     "reason": "bad_command",
-                    "ts": _rfc3339(self._clock()),
+                    "ts": rfc3339(self._clock()),
                 }
                 self._enqueue(_Outgoing(DEADLETTER_TOPIC, json.dumps(body).encode()))
                 continue
@@ -391,60 +357,6 @@ def _command_line(payload: bytes) -> bytes | None:
     if not isinstance(data, dict) or not isinstance(data.get("id"), (str, int)):
         return None
     return json.dumps(data, separators=(",", ":")).encode() + b"\n"
-
-
-def _open_serial(config: SerialConfig) -> serial.Serial:
-    return serial.Serial(
-        config.port,
-        config.baud,
-        timeout=config.read_timeout,
-        write_timeout=2.0,
-        exclusive=True,  # two bridges on one port would split its lines between them
-    )
-
-
-def _read_available(port: serial.Serial) -> bytes:
-    data: bytes = port.read(max(1, port.in_waiting))
-    # A read that waited returns at the first byte; the rest of the line is usually
-    # already buffered behind it. Taking it now halves the thread hops per line at low
-    # rates (measured: benchmarks/serial.py, bridge CPU per line at 2,000 lines/s).
-    waiting = port.in_waiting if data else 0
-    if waiting:
-        data += port.read(waiting)
-    return data
-
-
-def _write_all(port: serial.Serial, payload: bytes) -> None:
-    port.write(payload)
-    port.flush()
-
-
-def _close_quietly(port: serial.Serial) -> None:
-    with contextlib.suppress(Exception):
-        port.close()
-
-
-# --- running inside the gateway ----------------------------------------------------------
-
-
-def mqtt_from_gateway(mqtt: Any, resolve: Callable[[str], Path] = Path) -> MqttConfig:
-    """Broker settings from the gateway config's ``mqtt:`` section (a ``gateway.config``
-    ``MqttConfig``); ``resolve`` turns the config's relative TLS paths into paths."""
-    tls_context = None
-    if mqtt.tls is not None:
-        ca = str(resolve(mqtt.tls.ca)) if mqtt.tls.ca else None
-        tls_context = ssl.create_default_context(cafile=ca)
-        if mqtt.tls.cert:
-            tls_context.load_cert_chain(str(resolve(mqtt.tls.cert)), str(resolve(mqtt.tls.key)))
-        if mqtt.tls.insecure:
-            tls_context.check_hostname = False
-    return MqttConfig(
-        host=mqtt.host,
-        port=mqtt.port,
-        username=mqtt.username,
-        password=mqtt.password.get_secret_value() if mqtt.password else None,
-        tls_context=tls_context,
-    )
 
 
 def bridges_from_config(config: Any, resolve: Callable[[str], Path] = Path) -> list[SerialBridge]:

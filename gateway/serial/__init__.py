@@ -1,0 +1,1 @@
+"""Serial sensors in the gateway: the bridge (port ⇄ MQTT), its settings and port calls."""
