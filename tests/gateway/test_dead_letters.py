@@ -6,7 +6,7 @@ import base64
 import json
 
 import pytest
-from gateway.cli.event_schemas import DeadLetter
+from gateway.cli.schema import DeadLetter
 
 from devices import deadletter
 from gateway.deadletter import DeadLetters
