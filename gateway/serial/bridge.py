@@ -59,13 +59,12 @@ import serial  # type: ignore[import-untyped]  # no stubs installed (types-pyser
 from devices.model import check_device_id
 from devices.profiles import FrameMapper, get_profile
 from devices.serial.framing import Frame, LineFramer, make_framer
+from gateway import deadletter
 from gateway.serial.port import close_quietly, open_serial, read_available, write_all
 from gateway.serial.settings import MqttConfig, SerialConfig, mqtt_from_gateway
-from rules import rfc3339
 
 log = logging.getLogger(__name__)
 
-DEADLETTER_TOPIC = "outpost/deadletter"
 
 
 class _QuietPendingCalls(logging.Filter):
@@ -215,13 +214,10 @@ class SerialBridge:
                 self.counters["deadletter_suppressed"] += 1
                 continue
             self._deadletter_window = (second, count + 1)
-            body = {
-                "topic": f"serial:{self.config.port}",
-                "payload": rejected.line.decode("utf-8", "backslashreplace"),
-                "reason": rejected.reason,
-                "ts": rfc3339(now),
-            }
-            self._enqueue(_Outgoing(DEADLETTER_TOPIC, json.dumps(body).encode()))
+            body = deadletter.encode(
+                f"serial:{self.config.port}", rejected.line, rejected.reason, "", now
+            )
+            self._enqueue(_Outgoing(deadletter.TOPIC, body))
 
     def _enqueue(self, message: _Outgoing) -> None:
         if self._outbox.full():
@@ -337,13 +333,10 @@ class SerialBridge:
             line = _command_line(payload)
             if line is None:
                 self.counters["bad_commands"] += 1
-                body = {
-                    "topic": self.set_topic,
-                    "payload": payload[:256].decode("utf-8", "backslashreplace"),
-                    "reason": "bad_command",
-                    "ts": rfc3339(self._clock()),
-                }
-                self._enqueue(_Outgoing(DEADLETTER_TOPIC, json.dumps(body).encode()))
+                body = deadletter.encode(
+                    self.set_topic, payload, "bad_command", "not a JSON command", self._clock()
+                )
+                self._enqueue(_Outgoing(deadletter.TOPIC, body))
                 continue
             await self.write_command(line)
 

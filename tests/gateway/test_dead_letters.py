@@ -6,9 +6,9 @@ import base64
 import json
 
 import pytest
-from gateway.cli.schema import DeadLetter
 
-from devices import deadletter
+from gateway import deadletter
+from gateway.cli.schema import DeadLetter
 from gateway.deadletter import DeadLetters
 from gateway.metrics import Metrics
 
