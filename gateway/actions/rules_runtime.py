@@ -28,7 +28,8 @@ from pathlib import Path
 
 from devices.model import Reading
 from gateway.actions.alerts import AlertBus
-from gateway.actions.dispatcher import CommandDispatcher, Origin
+from gateway.actions.commands import Origin
+from gateway.actions.dispatcher import CommandDispatcher
 from gateway.journal import Journal
 from gateway.metrics import Metrics
 from rules import AlertEvent, CommandRequest, Engine, RuleSet, SourceError, StoredAlert, load_rules

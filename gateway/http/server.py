@@ -37,7 +37,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.actions.dispatcher import Origin
+from gateway.actions.commands import Origin
 from gateway.config.schema import HttpConfig
 from gateway.config.units import parse_duration
 from gateway.http.observability import HttpCollector
