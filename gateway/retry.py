@@ -44,7 +44,7 @@ class Backoff:
 
     def ceiling(self, attempt: int) -> float:
         """The longest wait before retry ``attempt``."""
-        return min(self.cap, self.base * 2 ** min(attempt, _MAX_EXPONENT))
+        return min(self.cap, self.base * 2.0 ** min(attempt, _MAX_EXPONENT))
 
     def delay(self, attempt: int) -> float:
         """A wait before retry ``attempt``, in ``[ceiling * (1 - jitter), ceiling]``."""
