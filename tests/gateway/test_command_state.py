@@ -6,6 +6,8 @@ a real broker and devices is covered in test_actions_e2e.py.
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.actions import commands
 from gateway.actions.commands import (
     IDLE,
@@ -31,7 +33,11 @@ def steady(min_interval: float = 0.0, ack_timeout: float = 1.0, retries: int = 3
 
 
 def send(
-    state: DeviceCommands, pacing: Pacing, settings: dict, now: float, command_id: str = "c1"
+    state: DeviceCommands,
+    pacing: Pacing,
+    settings: dict[str, Any],
+    now: float,
+    command_id: str = "c1",
 ) -> DeviceCommands:
     """Submit a request that goes out at once, and mark it sent."""
     state, superseded, step = commands.submit(state, pacing, settings, RULE, now)
