@@ -13,9 +13,10 @@ import asyncio
 import logging
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from devices import catalog
-from gateway.actions.alerts import AlertBus, DeafPeriods
+from gateway.actions.alerts import AlertBus, DeafPeriods, system_alert
 from gateway.actions.dispatcher import CommandDispatcher
 from gateway.actions.notify import Notifications
 from gateway.actions.rules_runtime import RulesRuntime, load_rule_files
@@ -41,7 +42,6 @@ from gateway.status.controls import Controls
 from gateway.status.live import LiveState
 from gateway.status.model import StatusModel
 from gateway.topics import TopicTemplate
-from rules import rfc3339
 
 log = logging.getLogger("outpost")
 
@@ -242,25 +242,19 @@ def refresh_gauges(metrics: Metrics, writer: InfluxWriter, rules: RulesRuntime) 
     metrics.window_points.set(counters.get("window_points", 0))
 
 
-def influx_auth_alert(failing: bool, status: int | None, at: int) -> dict[str, object]:
+def influx_auth_alert(failing: bool, status: int | None, at: int) -> dict[str, Any]:
     """The gateway's own alert while InfluxDB refuses its credentials."""
-    stamp = rfc3339(at)
-    return {
-        "rule": "influx_unauthorized",
-        "device": "influxdb",
-        "state": "firing" if failing else "resolved",
-        "at": stamp,
-        "severity": "critical",
-        "value": status,
-        "message": (
+    return system_alert(
+        rule="influx_unauthorized",
+        device="influxdb",
+        firing=failing,
+        at_ns=at,
+        severity="critical",
+        value=status,
+        message=(
             f"InfluxDB refuses the gateway's credentials (HTTP {status}); "
             "readings are kept in the outbox"
             if failing
             else "InfluxDB accepts the gateway's credentials again"
         ),
-        "labels": {},
-        "active_at": stamp if failing else None,
-        "fired_at": stamp if failing else None,
-        "resolved_at": None if failing else stamp,
-        "trace_id": None,
-    }
+    )

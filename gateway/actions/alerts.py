@@ -1,10 +1,11 @@
 """Where every alert event goes: MQTT, the journal, InfluxDB and the notifiers.
 
-Rule alerts (from :mod:`gateway.actions.rules_runtime`) and the gateway's own alerts
-(``command_failed``) take the same path, so they look the same to every
-consumer: published on ``outpost/alerts/{rule}/{device}`` at QoS 1, appended
-to the journal, written to InfluxDB as ``outpost_alerts`` (for Grafana
-annotations) and handed to the notifiers.
+Rule alerts (from :mod:`gateway.actions.rules_runtime`) and the gateway's own
+alerts (``command_failed``, built by :func:`system_alert`) take the same path,
+so they look the same to every consumer: published on
+``outpost/alerts/{rule}/{device}`` at QoS 1, appended to the journal, written
+to InfluxDB as ``outpost_alerts`` (for Grafana annotations) and handed to the
+notifiers.
 
 Inhibition: while the gateway was not running, or not connected to the
 broker, it heard nothing — so when it comes back every ``absent()`` rule would
@@ -26,12 +27,48 @@ from typing import Any
 from gateway.influx.lineproto import LineEncoder, Unwritable
 from gateway.journal import Journal
 from gateway.metrics import Metrics
+from rules.events import AlertEvent
+from rules.model import Value
+from rules.state import AlertState
 
 log = logging.getLogger("outpost.alerts")
 
 Publish = Callable[[str, bytes, int], None]
 WriteLine = Callable[[str], None]
 Notify = Callable[[Mapping[str, Any]], None]
+
+
+def system_alert(
+    *,
+    rule: str,
+    device: str,
+    firing: bool,
+    at_ns: int,
+    severity: str,
+    value: Value | None,
+    message: str,
+    labels: Mapping[str, str] | None = None,
+    trace_id: str | None = None,
+) -> dict[str, Any]:
+    """One of the gateway's own alerts (``command_failed``, …) as the alert event payload.
+
+    It fires or resolves at ``at_ns`` and has no pending phase, so it becomes active,
+    fires and resolves at that one instant; the payload has the same fields as a rule's.
+    """
+    return AlertEvent(
+        rule=rule,
+        device=device,
+        state=AlertState.FIRING if firing else AlertState.RESOLVED,
+        at=at_ns,
+        severity=severity,
+        value=value,
+        message=message,
+        labels=dict(labels or {}),
+        active_at=at_ns if firing else None,
+        fired_at=at_ns if firing else None,
+        resolved_at=None if firing else at_ns,
+        trace_id=trace_id or "",
+    ).to_dict()
 
 
 class DeafPeriods:

@@ -6,7 +6,7 @@ Lifecycle of a command request (from a rule's action or the API)::
            ─► deferred ─┐                  (min_interval not over; the latest wins)
            ─► sent ◄────┘ ─► acked         (the device confirmed every setting)
                           ─► rejected      (the device said no)
-                          ─► retried…      (no answer within ack_timeout; backoff doubles)
+                          ─► retried…      (no answer within ack_timeout; the wait doubles)
                           ─► timed_out     (after `retries` retries: a command_failed alert)
                           ─► superseded    (a newer command for the device replaced it)
 
@@ -16,6 +16,10 @@ replaces them, so an ``on_resolved`` "fan off" is never lost behind a retrying
 "fan on", and nothing is ever sent twice with different meanings. Settings are
 refused, never clamped (:mod:`gateway.actions.policy`). Every step is
 journaled with the trace id of the reading that started it.
+
+The states and their transitions are pure functions in
+:mod:`gateway.actions.commands`; this module runs them: it keeps the timers,
+publishes through the link, journals, counts and raises ``command_failed``.
 
 Messages are built and acknowledgements recognised by the device's
 convention (``devices:`` → ``convention:``, default ``outpost``:
@@ -29,53 +33,33 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass, replace
 from typing import Any
 
 from devices import conventions
 from devices.conventions import AckOutcome, AckTracker, Convention, PendingCommand
 from devices.decoding import Message
 from devices.model import InvalidReading
+from gateway.actions import commands
+from gateway.actions.alerts import system_alert
+from gateway.actions.commands import (
+    IDLE,
+    CommandOutcome,
+    Defer,
+    DeviceCommands,
+    Finished,
+    Inflight,
+    Origin,
+    Pacing,
+    Retry,
+)
 from gateway.actions.policy import CommandPolicy, Refused
 from gateway.config.schema import DeviceConfig
 from gateway.journal import Journal
 from gateway.metrics import Metrics
 from gateway.mqtt.link import MqttLink
-from rules import rfc3339
 
 log = logging.getLogger("outpost.commands")
-
-MAX_BACKOFF = 60.0
-
-
-class Outcome(StrEnum):
-    SENT = "sent"
-    ACKED = "acked"
-    REJECTED = "rejected"
-    TIMED_OUT = "timed_out"
-    REFUSED = "refused"
-    DEFERRED = "deferred"
-    SUPERSEDED = "superseded"
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Who asked: a rule (with the alert's device and trace) or a person through the API."""
-
-    source: str  # "rule" | "api" | "journal"
-    rule: str | None = None
-    trace_id: str = ""
-
-
-@dataclass
-class _Inflight:
-    id: str
-    settings: dict[str, Any]
-    origin: Origin
-    tracker: AckTracker
-    attempt: int = 0
-    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -83,12 +67,11 @@ class _Device:
     name: str
     config: DeviceConfig
     convention: Convention
-    inflight: _Inflight | None = None
-    deferred: dict[str, Any] = field(default_factory=dict)
-    deferred_origin: Origin | None = None
-    deferred_timer: asyncio.TimerHandle | None = None
-    last_sent: float = float("-inf")
-    failed: bool = False  # a command_failed alert is firing for this device
+    pacing: Pacing
+    state: DeviceCommands = IDLE
+    tracker: AckTracker | None = None  # recognises the answer to state.inflight
+    ack_timer: asyncio.TimerHandle | None = None
+    release_timer: asyncio.TimerHandle | None = None
 
 
 AlertSink = Callable[[dict[str, Any]], None]
@@ -121,7 +104,10 @@ class CommandDispatcher:
         for name, config in devices.items():
             options = {"src": source_id, **config.model_dump()}
             self._devices[name] = _Device(
-                name, config, conventions.create(config.convention, options)
+                name,
+                config,
+                conventions.create(config.convention, options),
+                commands.pacing(config.min_interval, config.ack_timeout, config.retries),
             )
 
     def start(self) -> None:
@@ -139,12 +125,12 @@ class CommandDispatcher:
 
     def submit(
         self, target: str, settings: Mapping[str, Any], origin: Origin
-    ) -> tuple[Outcome, str]:
+    ) -> tuple[CommandOutcome, str]:
         """Check and send (or defer) a command; returns the outcome and the command id/reason."""
         try:
             checked = self._policy.check(target, settings)
         except Refused as exc:
-            self._metrics.commands.labels(Outcome.REFUSED).inc()
+            self._metrics.commands.labels(CommandOutcome.REFUSED).inc()
             self._record(
                 "command_refused",
                 target,
@@ -154,48 +140,47 @@ class CommandDispatcher:
             log.warning(
                 "refused command to %s from %s: %s", target, origin.rule or origin.source, exc
             )
-            return Outcome.REFUSED, str(exc)
+            return CommandOutcome.REFUSED, str(exc)
         dev = self._devices[target]
-        desired: dict[str, Any] = {}
-        if dev.inflight is not None:
-            old = dev.inflight
-            desired.update(old.settings)
-            self._finish(dev, Outcome.SUPERSEDED, {"superseded_by": "newer command"})
-        if dev.deferred:
-            desired.update(dev.deferred)
-        desired.update(checked.settings)
-        wait = dev.last_sent + dev.config.min_interval - self._clock()
-        if wait > 0:
-            dev.deferred = desired
-            dev.deferred_origin = origin
-            if dev.deferred_timer is None:
-                dev.deferred_timer = asyncio.get_running_loop().call_later(
-                    wait, self._send_deferred, dev
-                )
-            self._metrics.commands.labels(Outcome.DEFERRED).inc()
+        dev.state, superseded, step = commands.submit(
+            dev.state, dev.pacing, checked.settings, origin, self._clock()
+        )
+        self._finished(dev, superseded, {"superseded_by": "newer command"})
+        if isinstance(step, Defer):
+            if dev.release_timer is None:
+                dev.release_timer = self._at(step.until, self._release, dev)
+            self._metrics.commands.labels(CommandOutcome.DEFERRED).inc()
             self._record(
-                "command_deferred", target, origin, {"set": desired, "send_in_s": round(wait, 3)}
+                "command_deferred",
+                target,
+                origin,
+                {"set": dict(step.settings), "send_in_s": round(step.wait, 3)},
             )
-            return Outcome.DEFERRED, f"sent in {wait:.1f}s (min_interval)"
-        dev.deferred = {}
-        return Outcome.SENT, self._send(dev, desired, origin)
+            return CommandOutcome.DEFERRED, f"sent in {step.wait:.1f}s (min_interval)"
+        if dev.release_timer is not None:  # this request took along what was deferred
+            dev.release_timer.cancel()
+            dev.release_timer = None
+        return CommandOutcome.SENT, self._send(dev, step.settings, step.origin)
 
-    def _send_deferred(self, dev: _Device) -> None:
-        dev.deferred_timer = None
-        if not dev.deferred or dev.deferred_origin is None:
-            return
-        settings, origin = dev.deferred, dev.deferred_origin
-        dev.deferred, dev.deferred_origin = {}, None
-        self._send(dev, settings, origin)
+    def _release(self, dev: _Device) -> None:
+        dev.release_timer = None
+        dev.state, step = commands.release(dev.state)
+        if step is not None:
+            self._send(dev, step.settings, step.origin)
 
     def _send(
-        self, dev: _Device, settings: dict[str, Any], origin: Origin, command_id: str | None = None
+        self,
+        dev: _Device,
+        settings: Mapping[str, Any],
+        origin: Origin,
+        command_id: str | None = None,
     ) -> str:
         command_id = command_id or uuid.uuid4().hex[:16]
+        settings = dict(settings)
         try:
             messages = dev.convention.encode_command(dev.name, command_id, settings)
         except InvalidReading as exc:
-            self._metrics.commands.labels(Outcome.REFUSED).inc()
+            self._metrics.commands.labels(CommandOutcome.REFUSED).inc()
             self._record(
                 "command_refused",
                 dev.name,
@@ -205,14 +190,12 @@ class CommandDispatcher:
             return command_id
         for message in messages:
             self._link.publish(message.topic, message.payload, message.qos, message.retain)
-        dev.last_sent = self._clock()
-        tracker = AckTracker(dev.convention, PendingCommand(dev.name, command_id, settings))
-        inflight = _Inflight(command_id, dict(settings), origin, tracker)
-        dev.inflight = inflight
-        inflight.timer = asyncio.get_running_loop().call_later(
-            dev.config.ack_timeout, self._timeout, dev, inflight
+        dev.state = commands.sent(
+            dev.state, dev.pacing, command_id, settings, origin, self._clock()
         )
-        self._metrics.commands.labels(Outcome.SENT).inc()
+        dev.tracker = AckTracker(dev.convention, PendingCommand(dev.name, command_id, settings))
+        self._arm(dev)
+        self._metrics.commands.labels(CommandOutcome.SENT).inc()
         self._record(
             "command",
             dev.name,
@@ -239,101 +222,110 @@ class CommandDispatcher:
     def _on_message(self, topic: str, payload: bytes) -> None:
         message = Message(topic, payload, {}, self._wall())
         for dev in self._devices.values():
-            inflight = dev.inflight
-            if inflight is None:
+            command, tracker = dev.state.inflight, dev.tracker
+            if command is None or tracker is None:
                 continue
-            outcome = inflight.tracker.feed(message)
+            outcome = tracker.feed(message)
             if outcome is AckOutcome.ACKED:
-                self._finish(dev, Outcome.ACKED, {})
-                if dev.failed:
-                    dev.failed = False
-                    self._failed_alert(dev, inflight, "resolved")
+                dev.state, done = commands.acked(dev.state, command.id)
+                self._finished(dev, done, {})
             elif outcome is AckOutcome.REJECTED:
-                reason = inflight.tracker.reason
-                log.warning("%s rejected command %s: %s", dev.name, inflight.id, reason)
-                self._finish(dev, Outcome.REJECTED, {"reason": reason})
+                log.warning("%s rejected command %s: %s", dev.name, command.id, tracker.reason)
+                dev.state, done = commands.rejected(dev.state, command.id)
+                self._finished(dev, done, {"reason": tracker.reason})
 
-    def _timeout(self, dev: _Device, inflight: _Inflight) -> None:
-        if dev.inflight is not inflight:
-            return
-        if inflight.attempt < dev.config.retries:
-            inflight.attempt += 1
-            for message in dev.convention.encode_command(dev.name, inflight.id, inflight.settings):
+    def _timeout(self, dev: _Device, command_id: str, attempt: int) -> None:
+        dev.ack_timer = None
+        dev.state, step = commands.timed_out(
+            dev.state, dev.pacing, command_id, attempt, self._clock()
+        )
+        if isinstance(step, Retry):
+            command = step.command
+            for message in dev.convention.encode_command(dev.name, command.id, command.settings):
                 self._link.publish(message.topic, message.payload, message.qos, message.retain)
-            delay = min(MAX_BACKOFF, dev.config.ack_timeout * 2**inflight.attempt)
-            inflight.timer = asyncio.get_running_loop().call_later(
-                delay, self._timeout, dev, inflight
-            )
+            self._arm(dev)
             self._metrics.commands.labels("retried").inc()
             self._record(
                 "command_retry",
                 dev.name,
-                inflight.origin,
-                {"id": inflight.id, "attempt": inflight.attempt, "set": inflight.settings},
+                command.origin,
+                {"id": command.id, "attempt": command.attempt, "set": command.settings},
             )
             log.info(
                 "no answer from %s to command %s; retry %d of %d",
                 dev.name,
-                inflight.id,
-                inflight.attempt,
-                dev.config.retries,
+                command.id,
+                command.attempt,
+                dev.pacing.retries,
             )
-            return
-        self._finish(dev, Outcome.TIMED_OUT, {"attempts": inflight.attempt + 1})
-        log.error("%s never acknowledged command %s %s", dev.name, inflight.id, inflight.settings)
-        dev.failed = True
-        self._failed_alert(dev, inflight, "firing")
+        elif step is not None:
+            command = step.command
+            log.error("%s never acknowledged command %s %s", dev.name, command.id, command.settings)
+            self._finished(dev, step, {"attempts": command.attempt + 1})
 
-    def _finish(self, dev: _Device, outcome: Outcome, extra: dict[str, Any]) -> None:
-        inflight = dev.inflight
-        if inflight is None:
+    def _finished(self, dev: _Device, done: Finished | None, extra: dict[str, Any]) -> None:
+        """Journal, count and plot how a command ended; raise or resolve command_failed."""
+        if done is None:
             return
-        if inflight.timer is not None:
-            inflight.timer.cancel()
-        dev.inflight = None
-        self._metrics.commands.labels(outcome).inc()
+        command = done.command
+        dev.tracker = None
+        self._arm(dev)
+        self._metrics.commands.labels(done.outcome).inc()
         self._record(
-            f"command_{outcome}",
+            f"command_{done.outcome}",
             dev.name,
-            inflight.origin,
-            {"id": inflight.id, "set": inflight.settings, **extra},
+            command.origin,
+            {"id": command.id, "set": command.settings, **extra},
         )
         self._on_point(
             "outpost_commands",
             {
                 "device": dev.name,
-                "outcome": str(outcome),
-                "rule": inflight.origin.rule or inflight.origin.source,
+                "outcome": str(done.outcome),
+                "rule": command.origin.rule or command.origin.source,
             },
-            {"id": inflight.id, "settings": _text(inflight.settings)},
+            {"id": command.id, "settings": _text(command.settings)},
             self._wall(),
         )
+        if done.alert is not None:
+            self._failed_alert(dev, command, firing=done.alert == "firing")
 
-    def _failed_alert(self, dev: _Device, inflight: _Inflight, state: str) -> None:
-        now = self._wall()
-        at = rfc3339(now)
-        settings = ", ".join(f"{k}={v}" for k, v in inflight.settings.items())
+    def _failed_alert(self, dev: _Device, command: Inflight, *, firing: bool) -> None:
         message = (
-            f"{dev.name} did not acknowledge {settings} after {dev.config.retries} retries"
-            if state == "firing"
+            f"{dev.name} did not acknowledge {_text(command.settings)} "
+            f"after {dev.pacing.retries} retries"
+            if firing
             else f"{dev.name} acknowledges commands again"
         )
         self._on_alert(
-            {
-                "rule": "command_failed",
-                "device": dev.name,
-                "state": state,
-                "at": at,
-                "severity": "critical",
-                "value": None,
-                "message": message,
-                "labels": {"command_id": inflight.id},
-                "active_at": at if state == "firing" else None,
-                "fired_at": at if state == "firing" else None,
-                "resolved_at": at if state == "resolved" else None,
-                "trace_id": inflight.origin.trace_id or None,
-            }
+            system_alert(
+                rule="command_failed",
+                device=dev.name,
+                firing=firing,
+                at_ns=self._wall(),
+                severity="critical",
+                value=None,
+                message=message,
+                labels={"command_id": command.id},
+                trace_id=command.origin.trace_id,
+            )
         )
+
+    # timers ---------------------------------------------------------------------
+
+    def _arm(self, dev: _Device) -> None:
+        """Wait for the answer to the device's outstanding command (if any) until it is due."""
+        if dev.ack_timer is not None:
+            dev.ack_timer.cancel()
+            dev.ack_timer = None
+        command = dev.state.inflight
+        if command is not None:
+            dev.ack_timer = self._at(command.due, self._timeout, dev, command.id, command.attempt)
+
+    def _at(self, when: float, callback: Callable[..., None], *args: Any) -> asyncio.TimerHandle:
+        # call_later, not call_at: ``when`` is on self._clock, which need not be the loop's.
+        delay = max(0.0, when - self._clock())
+        return asyncio.get_running_loop().call_later(delay, callback, *args)
 
     # journal --------------------------------------------------------------------
 
@@ -362,7 +354,7 @@ class CommandDispatcher:
         for entry in self._journal.entries(kinds=("alert",), rule="command_failed"):
             dev = self._devices.get(entry.device or "")
             if dev is not None:
-                dev.failed = entry.payload.get("state") == "firing"
+                dev.state = replace(dev.state, failed=entry.payload.get("state") == "firing")
         for device, command in open_commands.items():
             dev = self._devices.get(device)
             if dev is None or not isinstance(command.get("set"), dict):
@@ -379,19 +371,16 @@ class CommandDispatcher:
         """Outstanding and deferred commands per device (for the API and dashboard)."""
         out = []
         for dev in self._devices.values():
+            command = dev.state.inflight
             out.append(
                 {
                     "device": dev.name,
                     "convention": dev.config.convention,
                     "inflight": None
-                    if dev.inflight is None
-                    else {
-                        "id": dev.inflight.id,
-                        "set": dev.inflight.settings,
-                        "attempt": dev.inflight.attempt,
-                    },
-                    "deferred": dev.deferred or None,
-                    "failed": dev.failed,
+                    if command is None
+                    else {"id": command.id, "set": command.settings, "attempt": command.attempt},
+                    "deferred": dict(dev.state.deferred) or None,
+                    "failed": dev.state.failed,
                 }
             )
         return out

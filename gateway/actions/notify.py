@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -29,10 +28,12 @@ from gateway.actions.silences import Silences
 from gateway.config.schema import NotifierConfig
 from gateway.journal import Journal
 from gateway.metrics import Metrics
+from gateway.retry import Backoff
 
 log = logging.getLogger("outpost.notify")
 
 QUEUE_SIZE = 1000
+RETRY = Backoff(base=1.0, cap=60.0)  # 0.5-1 s before the first retry, doubling to 60 s
 
 
 class NotifyError(Exception):
@@ -213,8 +214,7 @@ class Notifications:
                             exc,
                         )
                         break
-                    delay = min(60.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(RETRY.delay(attempt - 1))
                     continue
                 self._metrics.notify_seconds.observe(time.perf_counter() - started)
                 self._outcome(name, event, "sent", attempts=attempt + 1)

@@ -28,13 +28,16 @@ from pathlib import Path
 
 from devices.model import Reading
 from gateway.actions.alerts import AlertBus
-from gateway.actions.dispatcher import CommandDispatcher, Origin
+from gateway.actions.commands import Origin
+from gateway.actions.dispatcher import CommandDispatcher
 from gateway.journal import Journal
 from gateway.metrics import Metrics
 from rules import (
     AlertEvent,
     CommandRequest,
     Engine,
+    Mark,
+    Problem,
     Rule,
     RuleSet,
     SourceError,
@@ -66,8 +69,6 @@ def load_rule_files(patterns: list[str]) -> tuple[RuleSet, list[Path]]:
         try:
             sources.append((str(path), path.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError) as exc:
-            from rules import Mark, Problem
-
             raise SourceError([Problem(Mark(str(path), 1, 1), f"cannot read: {exc}")]) from None
     return load_rules(sources), files
 

@@ -17,8 +17,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from devices import catalog
 from gateway.config.environment import substitute
 from gateway.config.schema import Config
+from gateway.topics import TemplateError, TopicTemplate
 from rules.yamlsrc import (
     LocDict,
     LocList,
@@ -159,13 +161,8 @@ def _read_secret_files(node: Any, base_dir: Path, problems: list[Problem]) -> No
 
 
 def _cross_checks(config: Config, data: LocDict, origin: Mark) -> list[Problem]:
-    # Imported here: these modules pull in decoders, which config validation
-    # only needs for the names.
-    from devices import catalog as registry
-    from gateway.topics import TemplateError, TopicTemplate
-
     problems: list[Problem] = []
-    formats = registry.names()
+    formats = catalog.names()
     for i, spec in enumerate(config.inputs):
         try:
             template = TopicTemplate(spec.topic)

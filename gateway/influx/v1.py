@@ -11,6 +11,7 @@ import gzip
 
 import aiohttp
 
+from gateway.config.schema import InfluxConfig
 from gateway.config.security import redact_url, redact_urls_in
 from gateway.influx.sink import WriteError, kind_of, parse_retry_after
 
@@ -120,3 +121,16 @@ def _query_error(answer: object) -> str | None:
             if isinstance(result, dict) and "error" in result:
                 return str(result["error"])
     return None
+
+
+def from_config(cfg: InfluxConfig) -> InfluxV1Sink:
+    return InfluxV1Sink(
+        cfg.url,
+        cfg.db,
+        username=cfg.username,
+        password=cfg.password.get_secret_value() if cfg.password else None,
+        retention_policy=cfg.retention_policy,
+        retention_seconds=cfg.retention,
+        timeout=cfg.timeout,
+        use_gzip=cfg.gzip,
+    )

@@ -11,6 +11,7 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.client.write_api import WritePrecision
 from influxdb_client.rest import ApiException
 
+from gateway.config.schema import InfluxConfig
 from gateway.config.security import redact_url, redact_urls_in
 from gateway.influx.sink import WriteError, kind_of, parse_retry_after
 
@@ -79,3 +80,15 @@ class InfluxV2Sink:
                 "connection",
                 f"InfluxDB unreachable: {type(exc).__name__}: {redact_urls_in(str(exc))}",
             ) from None
+
+
+def from_config(cfg: InfluxConfig) -> InfluxV2Sink:
+    assert cfg.token is not None and cfg.org and cfg.bucket  # the config's api is v2 only then
+    return InfluxV2Sink(
+        cfg.url,
+        cfg.token.get_secret_value(),
+        cfg.org,
+        cfg.bucket,
+        timeout=cfg.timeout,
+        use_gzip=cfg.gzip,
+    )

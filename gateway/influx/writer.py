@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from gateway.influx.sink import InfluxSink, WriteError
 from gateway.logsetup import Throttled
 from gateway.metrics import Metrics
 from gateway.outbox import Buffer, OutboxError, RateLimit, drain
+from gateway.retry import Backoff
 
 log = logging.getLogger("outpost.influx")
 
@@ -54,21 +54,6 @@ class Entry:
     line: str | None  # None: a message that gave no point but whose ack must wait its turn
     token: Token | None
     topic: str
-
-
-class Backoff:
-    """Capped exponential backoff with full jitter."""
-
-    def __init__(self, first: float = 0.5, cap: float = 30.0) -> None:
-        self.first, self.cap, self.attempt = first, cap, 0
-
-    def next(self) -> float:
-        ceiling = min(self.cap, self.first * (2**self.attempt))
-        self.attempt += 1
-        return random.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class InfluxWriter:

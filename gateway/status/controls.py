@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.actions.dispatcher import CommandDispatcher, Origin
+from gateway.actions.commands import Origin
+from gateway.actions.dispatcher import CommandDispatcher
 from gateway.actions.rules_runtime import RulesRuntime
 from gateway.actions.silences import Silences
 
