@@ -1,0 +1,74 @@
+"""The engine's deadlines: the heap of ``for``/``keep_firing_for``/``repeat``
+deadlines (lazily invalidated, compacted now and then) and the ``absent(D)``
+watches, and when the next of them is due.
+
+:class:`_Deadlines` is a base of :class:`rules.engine.Engine`, which owns the
+attributes declared here and processes what is due in ``tick``.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from rules.runtime import _AbsentWatch, _RuleRuntime
+from rules.state import AlertRecord, deadline
+
+__all__ = ["_Deadlines"]
+
+
+class _Deadlines:
+    """Scheduling of alert deadlines; the attributes are set up by the engine."""
+
+    _heap: list[tuple[int, int, str, int]]
+    _seq: int
+    _pushes: int
+    _rts: list[_RuleRuntime]
+    _watches: list[_AbsentWatch]
+
+    def next_deadline(self) -> int | None:
+        """The earliest time at which :meth:`tick` has work (None: nothing scheduled)."""
+        heap = self._heap
+        while heap and not self._valid(heap[0]):
+            heapq.heappop(heap)
+        best = heap[0][0] if heap else None
+        for w in self._watches:
+            due = w.due()
+            if due is not None and (best is None or due < best):
+                best = due
+        return best
+
+    def _due_by(self, now: int) -> bool:
+        """Is any deadline possibly due? (A stale heap top may say yes; tick sorts it out.)"""
+        if self._heap and self._heap[0][0] <= now:
+            return True
+        for w in self._watches:
+            due = w.due()
+            if due is not None and due <= now:
+                return True
+        return False
+
+    def _schedule(
+        self, rt: _RuleRuntime, device: str, rec: AlertRecord, previous: int | None
+    ) -> None:
+        due = deadline(rec, rt.rule.timing)
+        if due is None or due == previous:
+            return
+        self._seq += 1
+        heapq.heappush(self._heap, (due, rt.index, device, self._seq))
+        self._pushes += 1
+        if self._pushes > 10_000:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop heap entries that no longer match a record's deadline (they pile up lazily)."""
+        self._pushes = 0
+        live = [e for e in self._heap if self._valid(e)]
+        if len(live) < len(self._heap):
+            heapq.heapify(live)
+            self._heap = live
+
+    def _valid(self, entry: tuple[int, int, str, int]) -> bool:
+        due, index, device, _ = entry
+        rt = self._rts[index]
+        rec = rt.records.get(device)
+        return rec is not None and deadline(rec, rt.rule.timing) == due
