@@ -1,6 +1,12 @@
-"""The engine's deadlines: the heap of ``for``/``keep_firing_for``/``repeat``
-deadlines (lazily invalidated, compacted now and then) and the ``absent(D)``
-watches, and when the next of them is due.
+"""The engine's deadlines, and when the next of them is due.
+
+Time-based work is due at exact instants: ``for``/``keep_firing_for``/``repeat``
+deadlines (a heap of (deadline, rule order, device), lazily invalidated and
+compacted now and then) and ``absent(D)`` deadlines (per (metric, D) an
+insertion-ordered dict of watched series; because ``now`` only grows,
+re-inserting a series on each reading keeps it ordered by last-seen time, so the
+earliest deadline is always the first entry — O(1) per reading, one entry per
+series).
 
 :class:`_Deadlines` is a base of :class:`rules.engine.Engine`, which owns the
 attributes declared here and processes what is due in ``tick``.

@@ -14,15 +14,10 @@ read from a clock, so replay, tests and live use run the same code. ``now`` neve
 goes backwards inside the engine (an earlier ``now`` is treated as the latest
 one seen), because windows and deadlines assume a monotonic clock.
 
-Time-based work is due at exact instants: ``for``/``keep_firing_for``/``repeat``
-deadlines (a heap of (deadline, rule order, device), lazily invalidated) and
-``absent(D)`` deadlines (per (metric, D) an insertion-ordered dict of watched
-series; because ``now`` only grows, re-inserting a series on each reading keeps
-it ordered by last-seen time, so the earliest deadline is always the first
-entry — O(1) per reading, one entry per series). :meth:`tick` processes all of
-them up to ``now`` in time order, each *at its own deadline*, and
-:meth:`observe` ticks first, so transitions due at or before a reading happen
-before it is evaluated.
+Time-based work (``for``/``keep_firing_for``/``repeat`` and ``absent(D)``
+deadlines, see :mod:`rules.deadlines`): :meth:`tick` processes all of it up to
+``now`` in time order, each *at its own deadline*, and :meth:`observe` ticks
+first, so transitions due at or before a reading happen before it is evaluated.
 
 Memory: one small ``Series`` per (device, metric) seen (latest value, tags, its
 bounded point store shared by its windows, and its cached list of candidate
