@@ -18,6 +18,7 @@ import heapq
 
 from rules.runtime import _AbsentWatch, _RuleRuntime
 from rules.state import AlertRecord, deadline
+from rules.windows import Series
 
 __all__ = ["_Deadlines"]
 
@@ -30,6 +31,17 @@ class _Deadlines:
     _pushes: int
     _rts: list[_RuleRuntime]
     _watches: list[_AbsentWatch]
+    _watch_by_metric: dict[str, list[_AbsentWatch]]
+    _watch_any: list[_AbsentWatch]
+
+    def _set_watches(self, watches: list[_AbsentWatch]) -> None:
+        """Watch for ``absent()`` with ``watches``, indexed by metric (None: any)."""
+        self._watches = watches
+        self._watch_by_metric = {}
+        self._watch_any = [w for w in self._watches if w.metric is None]
+        for w in self._watches:
+            if w.metric is not None:
+                self._watch_by_metric.setdefault(w.metric, []).append(w)
 
     def next_deadline(self) -> int | None:
         """The earliest time at which :meth:`tick` has work (None: nothing scheduled)."""
@@ -78,3 +90,13 @@ class _Deadlines:
         rt = self._rts[index]
         rec = rt.records.get(device)
         return rec is not None and deadline(rec, rt.rule.timing) == due
+
+    def _arm(self, s: Series, now: int) -> None:
+        """Restart the ``absent()`` watches of ``s``: last seen at ``now``."""
+        key = (s.device, s.metric)
+        for w in self._watch_by_metric.get(s.metric, ()):
+            w.armed[key] = now
+            w.armed.move_to_end(key)
+        for w in self._watch_any:
+            w.armed[key] = now
+            w.armed.move_to_end(key)

@@ -101,12 +101,7 @@ class Engine(_Deadlines):
             ((rt, rt.rule.match) for rt in runtimes), self._max_cache
         )
         self._spans, self._any_spans, watches = window_spans(runtimes)
-        self._watches = watches
-        self._watch_by_metric: dict[str, list[_AbsentWatch]] = {}
-        self._watch_any = [w for w in self._watches if w.metric is None]
-        for w in self._watches:
-            if w.metric is not None:
-                self._watch_by_metric.setdefault(w.metric, []).append(w)
+        self._set_watches(watches)
         all_series = sorted(
             (s for ms in self._devices.values() for s in ms.values()), key=lambda s: s.ts
         )
@@ -126,15 +121,6 @@ class Engine(_Deadlines):
     def _spans_for(self, metric: str) -> set[int]:
         spans = self._spans.get(metric)
         return (spans | self._any_spans) if spans else self._any_spans
-
-    def _arm(self, s: Series, now: int) -> None:
-        key = (s.device, s.metric)
-        for w in self._watch_by_metric.get(s.metric, ()):
-            w.armed[key] = now
-            w.armed.move_to_end(key)
-        for w in self._watch_any:
-            w.armed[key] = now
-            w.armed.move_to_end(key)
 
     def _series(self, device: str, metric: str) -> tuple[dict[str, Series], Series]:
         metrics = self._devices.get(device)

@@ -321,7 +321,7 @@ class Series:
         self.topic = ""
         self.windows: dict[int, Window] = {}
         self.store: Points | None = None
-        self.plan: Any = None  # the engine's rules for this series (engine._Plan)
+        self.plan: Any = None  # the engine's rules for this series (runtime._Plan)
 
     def record(self, value: float | bool | str, now: int) -> None:
         """Note a reading at ``now`` and feed the windows (strings feed none)."""
