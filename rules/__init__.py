@@ -7,17 +7,24 @@ Modules, from text to events::
     lexer      expression text → tokens (durations are tokens)      parser,
     parser     tokens → expression tree (Pratt)                     compiler,
     compiler   tree → type-checked closures                         template)
+    closures   the closures of a compiled expression
     context    what one evaluation sees; Undefined
     fused      one closure for the common shapes (`avg(5m) > k or value > k`)
     template   message templates
     matching   which rules can match a reading (index)
+    points     the point store of a series, shared by its windows (bounded)
     windows    incremental sliding windows per (device, metric)
     state      AlertState / AlertRecord and the pure transition functions
     engine     Engine: observe(reading, now), tick(now), next_deadline(), …
+    runtime    the engine's per-rule runtimes, plans and absent() watches
+    deadlines  the engine's deadline heap and absent() watches, what is due
+    outputs    alert events and command requests of transitions
+    carryover  journal export, restore, reload carry-over, counters
     snapshot   StoredAlert / StoredSeries (journal records), ReloadResult
     events     AlertEvent (§5 payload), CommandRequest
     replay     readings → events on the readings' own clock
-    ruletest   ``rules test`` files and runner
+    testfile   ``rules test`` files: format and loader
+    ruletest   ``rules test`` runner and its report
     schema     JSON Schemas of rule files and alert events
     report     the HTML page of ``rules replay --html``
 

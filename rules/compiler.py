@@ -21,16 +21,18 @@ undefined (switches report ``true`` or ``"on"`` depending on the firmware).
 Bounded work: numbers are floats (no big integers), there is no ``**`` and no
 operator on strings but comparison, lists are literal, nesting and length are
 capped — so one evaluation costs time linear in the expression's size.
+
+This module resolves names and checks types; the closures themselves are built
+by :mod:`rules.closures` (and :mod:`rules.fused` for the common shapes).
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from rules.context import _MISSING, UNDEFINED, Context, Fn
+from rules import closures
+from rules.closures import ORDER
+from rules.context import Fn
 from rules.fused import WindowTest, fuse_logic, fuse_value_cmp, fuse_window_cmp, threshold
 from rules.lexer import ExprError
 from rules.parser import (
@@ -51,7 +53,6 @@ from rules.parser import (
     parse,
     unparse,
 )
-from rules.windows import Window
 
 NUM, BOOL, STR, DUR, LIST, ANY = "number", "true/false", "string", "duration", "list", "any"
 
@@ -93,7 +94,7 @@ def compile_condition(text: str, stale_after: int) -> Compiled:
     if kind not in (BOOL, ANY):
         raise ExprError(f"a condition must be true/false, but this is a {kind}", tree.pos)
     if kind == ANY:
-        fn = _as_bool(fn)
+        fn = closures.as_bool(fn)
     return Compiled(
         text=text,
         normalized=unparse(tree),
@@ -103,44 +104,6 @@ def compile_condition(text: str, stale_after: int) -> Compiled:
         metrics=tuple(sorted(needs.metrics)),
         thresholds=tuple(needs.thresholds),
     )
-
-
-def _as_bool(fn: Fn) -> Fn:
-    def run(c: Context) -> bool:
-        v = fn(c)
-        if type(v) is bool:
-            return v
-        raise UNDEFINED
-
-    return run
-
-
-def _num(v: Any) -> float:
-    if type(v) is float:
-        return v
-    if type(v) is int:
-        return float(v)
-    raise UNDEFINED
-
-
-def _same_kind(a: Any, b: Any) -> bool:
-    ta, tb = type(a), type(b)
-    if ta is tb:
-        return True
-    return ta in (int, float) and tb in (int, float)
-
-
-_ARITH: dict[str, Callable[[float, float], float]] = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-}
-_ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
 
 
 class _Compiler:
@@ -157,11 +120,11 @@ class _Compiler:
             case Num(value=v):
                 if v != v or v in (float("inf"), float("-inf")):
                     raise ExprError("number out of range", node.pos)
-                return NUM, _const(v)
+                return NUM, closures.const(v)
             case Str(value=s):
-                return STR, _const(s)
+                return STR, closures.const(s)
             case Bool(value=b):
-                return BOOL, _const(b)
+                return BOOL, closures.const(b)
             case Dur():
                 raise ExprError(
                     "a duration is only allowed as the last argument of a window function "
@@ -175,24 +138,24 @@ class _Compiler:
             case MetricRef(name=name):
                 return ANY, self.metric(name)
             case Tag(key=key):
-                return STR, _tag(key)
+                return STR, closures.tag(key)
             case Unary(op="not", operand=operand):
                 kind, fn = self.compile(operand)
                 self.require(kind, (BOOL,), "'not'", operand)
-                return BOOL, _not(fn, kind == ANY)
+                return BOOL, closures.negation(fn, kind == ANY)
             case Unary(op="-", operand=operand):
                 kind, fn = self.compile(operand)
                 self.require(kind, (NUM,), "'-'", operand)
-                return NUM, lambda c: -_num(fn(c))
+                return NUM, lambda c: -closures.num(fn(c))
             case Binary(op="and" | "or" as op, left=left, right=right):
                 lk, lf = self.compile(left)
                 rk, rf = self.compile(right)
                 self.require(lk, (BOOL,), f"'{op}'", left)
                 self.require(rk, (BOOL,), f"'{op}'", right)
                 if lk == ANY:
-                    lf = _as_bool(lf)
+                    lf = closures.as_bool(lf)
                 if rk == ANY:
-                    rf = _as_bool(rf)
+                    rf = closures.as_bool(rf)
                 fused = fuse_logic(op, left, lf, right, rf, self.window_tests)
                 if fused is not None:
                     return BOOL, fused
@@ -201,7 +164,10 @@ class _Compiler:
                 return BOOL, lambda c: lf(c) or rf(c)
             case Binary(op="in" | "notin" as op, left=left, right=right):
                 return BOOL, self.membership(op, left, right)
-            case Binary(op=op, left=left, right=right) if op in _ORDER or op in ("==", "!="):
+            case Binary(op=op, left=left, right=right) if op in ORDER or op in (
+                "==",
+                "!=",
+            ):
                 return BOOL, self.comparison(op, left, right)
             case Binary(op=op, left=left, right=right):
                 return NUM, self.arithmetic(op, left, right)
@@ -215,29 +181,14 @@ class _Compiler:
 
     def name(self, node: Node, name: str) -> tuple[str, Fn]:
         if name == "value":
-
-            def value(c: Context) -> Any:
-                v = c.value
-                if v is _MISSING:
-                    raise UNDEFINED
-                return v
-
-            return ANY, value
+            return ANY, closures.value
         if name == "device":
             return STR, lambda c: c.device
         return ANY, self.metric(name)
 
     def metric(self, name: str) -> Fn:
         self.needs.metrics.add(name)
-        stale = self.stale_after
-
-        def latest(c: Context) -> Any:
-            s = c.metrics.get(name)
-            if s is None or c.now - s.ts > stale:
-                raise UNDEFINED
-            return s.value
-
-        return latest
+        return closures.latest(name, self.stale_after)
 
     def arithmetic(self, op: str, left: Node, right: Node) -> Fn:
         lk, lf = self.compile(left)
@@ -246,46 +197,7 @@ class _Compiler:
             if kind == STR:
                 raise ExprError(f"arithmetic on strings is not allowed ('{op}')", side.pos)
             self.require(kind, (NUM,), f"'{op}'", side)
-        if op in _ARITH:
-            f = _ARITH[op]
-            if isinstance(right, Num):
-                k = right.value
-
-                def arith_const(c: Context) -> float:
-                    a = lf(c)
-                    if type(a) is not float:
-                        a = _num(a)
-                    return f(a, k)
-
-                return arith_const
-
-            def arith(c: Context) -> float:
-                a = lf(c)
-                if type(a) is not float:
-                    a = _num(a)
-                b = rf(c)
-                if type(b) is not float:
-                    b = _num(b)
-                return f(a, b)
-
-            return arith
-        if op == "/":
-
-            def div(c: Context) -> float:
-                b = _num(rf(c))
-                if b == 0.0:
-                    raise UNDEFINED
-                return _num(lf(c)) / b
-
-            return div
-
-        def mod(c: Context) -> float:
-            b = _num(rf(c))
-            if b == 0.0:
-                raise UNDEFINED
-            return _num(lf(c)) % b
-
-        return mod
+        return closures.arithmetic(op, lf, rf, right.value if isinstance(right, Num) else None)
 
     def comparison(self, op: str, left: Node, right: Node) -> Fn:
         lk, lf = self.compile(left)
@@ -295,11 +207,10 @@ class _Compiler:
                 raise ExprError(f"cannot compare a {kind}", side.pos)
         if lk != ANY and rk != ANY and lk != rk:
             raise ExprError(f"cannot compare a {lk} with a {rk}", right.pos)
-        if op in _ORDER and BOOL in (lk, rk):
+        if op in ORDER and BOOL in (lk, rk):
             raise ExprError(f"'{op}' cannot order true/false values", left.pos)
         self.note_threshold(left, right)
-        if op in _ORDER:
-            f = _ORDER[op]
+        if op in ORDER:
             if isinstance(right, Num) and isinstance(left, Name) and left.name == "value":
                 return fuse_value_cmp(*threshold(op, right.value))
             if isinstance(right, Num) and lf in self.window_calls:
@@ -307,38 +218,9 @@ class _Compiler:
                 fused = fuse_window_cmp(*test)
                 self.window_tests[fused] = test
                 return fused
-            if isinstance(right, Num):
-                above, bound = threshold(op, right.value)
-
-                def cmp_const(c: Context) -> bool:
-                    a = lf(c)
-                    if type(a) is not float:
-                        a = _num(a)
-                    return a > bound if above else a < bound
-
-                return cmp_const
-
-            def cmp(c: Context) -> bool:
-                a, b = lf(c), rf(c)
-                if not _same_kind(a, b) or type(a) is bool:
-                    raise UNDEFINED
-                return f(a, b)
-
-            return cmp
-        negate = op == "!="
-
-        def eq(c: Context) -> bool:
-            a, b = lf(c), rf(c)
-            if not _same_kind(a, b):
-                # A string vs a number is undefined (DESIGN §6); a true/false vs
-                # anything else is simply unequal, so that a switch rule can say
-                # `value == true or value == "on"` for devices of either kind.
-                if type(a) is bool or type(b) is bool:
-                    return negate
-                raise UNDEFINED
-            return bool(a != b) if negate else bool(a == b)
-
-        return eq
+            bound = threshold(op, right.value) if isinstance(right, Num) else None
+            return closures.order(op, lf, rf, bound)
+        return closures.equality(lf, rf, op == "!=")
 
     def note_threshold(self, left: Node, right: Node) -> None:
         for a, b in ((left, right), (right, left)):
@@ -362,19 +244,7 @@ class _Compiler:
             if lk != ANY and ik != ANY and ik != lk:
                 raise ExprError(f"cannot look up a {lk} among {ik} values", item.pos)
             items.append(ifn)
-        negate = op == "notin"
-
-        def member(c: Context) -> bool:
-            a = lf(c)
-            found = False
-            for fn in items:
-                b = fn(c)
-                if _same_kind(a, b) and a == b:
-                    found = True
-                    break
-            return found != negate
-
-        return member
+        return closures.member(lf, items, op == "notin")
 
     def call(self, node: Node, fn: str, args: tuple[Node, ...]) -> tuple[str, Fn]:
         last = args[-1] if args else None
@@ -382,15 +252,7 @@ class _Compiler:
             if len(args) != 1 or not isinstance(last, Dur):
                 raise ExprError("absent() takes one duration, e.g. absent(10m)", node.pos)
             self.needs.absent.add(last.ns)
-            span = last.ns
-
-            def absent(c: Context) -> bool:
-                s = c.series
-                if s is None:
-                    raise UNDEFINED
-                return c.now - s.ts >= span
-
-            return BOOL, absent
+            return BOOL, closures.absent(last.ns)
         if fn in WINDOW_FUNCTIONS and isinstance(last, Dur):
             return NUM, self.window(node, fn, args[:-1], last)
         if fn in WINDOW_FUNCTIONS and fn not in SCALAR_FUNCTIONS:
@@ -410,15 +272,7 @@ class _Compiler:
         if fn == "abs":
             if len(fns) != 1:
                 raise ExprError("abs() takes one argument", node.pos)
-            (fa,) = fns
-
-            def absolute(c: Context) -> float:
-                a = fa(c)
-                if type(a) is not float:
-                    a = _num(a)
-                return abs(a)
-
-            return NUM, absolute
+            return NUM, closures.absolute(fns[0])
         if fn == "round":
             return NUM, self.round(node, args, fns)
         if len(fns) < 2:
@@ -428,15 +282,13 @@ class _Compiler:
                 node.pos,
             )
         pick = min if fn == "min" else max
-        return NUM, lambda c: pick(_num(f(c)) for f in fns)
+        return NUM, lambda c: pick(closures.num(f(c)) for f in fns)
 
     def round(self, node: Node, args: tuple[Node, ...], fns: list[Fn]) -> Fn:
         if len(fns) == 1:
-            (a,) = fns
-            return lambda c: float(round(_num(a(c))))
+            return closures.rounded(fns[0], None)
         if len(fns) == 2 and isinstance(args[1], Num) and args[1].value in range(0, 16):
-            a, digits = fns[0], int(args[1].value)
-            return lambda c: round(_num(a(c)), digits)
+            return closures.rounded(fns[0], int(args[1].value))
         raise ExprError("round() takes a number and optionally digits 0..15", node.pos)
 
     def window(self, node: Node, fn: str, args: tuple[Node, ...], dur: Dur) -> Fn:
@@ -457,47 +309,6 @@ class _Compiler:
                 )
         span = dur.ns
         self.needs.windows.add((metric, span))
-        method: Callable[[Window, int], float | None] = getattr(Window, fn)
-        zero_if_missing = fn in ("count", "sum")
-
-        def over(c: Context) -> float:
-            s = c.series if metric is None else c.metrics.get(metric)
-            w = s.windows.get(span) if s is not None else None
-            if w is None:
-                if zero_if_missing:
-                    return 0.0
-                raise UNDEFINED
-            result = method(w, c.now)
-            if result is None:
-                raise UNDEFINED
-            return result
-
+        over = closures.window(metric, span, fn)
         self.window_calls[over] = (metric, span, fn)
         return over
-
-
-def _const(v: Any) -> Fn:
-    return lambda c: v
-
-
-def _tag(key: str) -> Fn:
-    def tag(c: Context) -> str:
-        v = c.tags.get(key)
-        if v is None:
-            raise UNDEFINED
-        return str(v)
-
-    return tag
-
-
-def _not(fn: Fn, check: bool) -> Fn:
-    if not check:
-        return lambda c: not fn(c)
-
-    def run(c: Context) -> bool:
-        v = fn(c)
-        if type(v) is not bool:
-            raise UNDEFINED
-        return not v
-
-    return run

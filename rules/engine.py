@@ -14,15 +14,10 @@ read from a clock, so replay, tests and live use run the same code. ``now`` neve
 goes backwards inside the engine (an earlier ``now`` is treated as the latest
 one seen), because windows and deadlines assume a monotonic clock.
 
-Time-based work is due at exact instants: ``for``/``keep_firing_for``/``repeat``
-deadlines (a heap of (deadline, rule order, device), lazily invalidated) and
-``absent(D)`` deadlines (per (metric, D) an insertion-ordered dict of watched
-series; because ``now`` only grows, re-inserting a series on each reading keeps
-it ordered by last-seen time, so the earliest deadline is always the first
-entry — O(1) per reading, one entry per series). :meth:`tick` processes all of
-them up to ``now`` in time order, each *at its own deadline*, and
-:meth:`observe` ticks first, so transitions due at or before a reading happen
-before it is evaluated.
+Time-based work (``for``/``keep_firing_for``/``repeat`` and ``absent(D)``
+deadlines, see :mod:`rules.deadlines`): :meth:`tick` processes all of it up to
+``now`` in time order, each *at its own deadline*, and :meth:`observe` ticks
+first, so transitions due at or before a reading happen before it is evaluated.
 
 Memory: one small ``Series`` per (device, metric) seen (latest value, tags, its
 bounded point store shared by its windows, and its cached list of candidate
@@ -41,14 +36,24 @@ counters are read).
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rules.carryover import (
+    carry_over,
+    counters,
+    restore_alerts,
+    rule_counters,
+    stored_alerts,
+    stored_series,
+)
 from rules.context import _MISSING, Context, Undefined
-from rules.events import AlertEvent, CommandRequest, Output
-from rules.matching import Entry, RuleIndex, compile_glob, topic_matches
-from rules.model import ReadingLike, Rule, RuleSet, Value
+from rules.deadlines import _Deadlines
+from rules.events import Output
+from rules.matching import Entry, RuleIndex
+from rules.model import ReadingLike, RuleSet, Value
+from rules.outputs import emit
+from rules.runtime import _AbsentWatch, _Plan, _RuleRuntime, window_spans
 from rules.snapshot import ReloadResult, StoredAlert, StoredSeries
 from rules.state import INITIAL, AlertRecord, AlertState, Transition, advance, deadline, evaluate
 from rules.windows import DEFAULT_MAX_POINTS, Series
@@ -57,85 +62,9 @@ __all__ = ["Engine", "ReloadResult", "StoredAlert", "StoredSeries"]
 
 _F = AlertState.FIRING
 _P = AlertState.PENDING
-_TEXT = {s: s.value for s in AlertState}  # enum .value is a slow descriptor in 3.11
 
 
-class _RuleRuntime:
-    """A rule plus its alert records and counters."""
-
-    __slots__ = (
-        "absence",
-        "accepts_device",
-        "clear",
-        "evaluations",
-        "index",
-        "records",
-        "rule",
-        "undefined",
-        "when",
-    )
-
-    def __init__(self, rule: Rule, index: int) -> None:
-        self.rule = rule
-        self.index = index
-        self.when = rule.when.fn
-        self.clear = rule.clear.fn if rule.clear else None
-        self.records: dict[str, AlertRecord] = {}
-        self.evaluations = 0
-        self.undefined = 0
-        self.absence = rule.is_absence
-        glob = rule.match.device
-        self.accepts_device = compile_glob(glob) if glob else None
-
-    def accepts(self, s: Series) -> bool:
-        """Does this rule's match accept the series (for tick evaluations)?"""
-        m = self.rule.match
-        if m.metric is not None and m.metric != s.metric:
-            return False
-        if self.accepts_device is not None and not self.accepts_device(s.device):
-            return False
-        if m.tags and not all(s.tags.get(k) == v for k, v in m.tags):
-            return False
-        return m.topic is None or topic_matches(m.topic, s.topic)
-
-
-class _Plan:
-    """The candidate rules of a series, in rule order (cached on the series, shared).
-
-    ``plain``: none has a tags/topic filter (decided per reading) or an
-    ``absent()``, so ``observe`` may take its fast path. ``hits`` counts the
-    fast-path readings: each is one evaluation of every rule of the plan, added
-    to the rules' counters by ``Engine._count_plans`` before anyone reads them.
-    """
-
-    __slots__ = ("entries", "hits", "pairs", "plain", "rts")
-
-    def __init__(self, entries: tuple[Entry[_RuleRuntime], ...], plain: bool) -> None:
-        self.entries = entries
-        self.rts = tuple(e.item for e in entries)
-        self.pairs = tuple((rt.when, rt) for rt in self.rts)
-        self.plain = plain
-        self.hits = 0
-
-
-class _AbsentWatch:
-    """Series watched by the ``absent(span)`` of rules matching ``metric`` (None: any)."""
-
-    __slots__ = ("armed", "metric", "runtimes", "span")
-
-    def __init__(self, metric: str | None, span: int) -> None:
-        self.metric = metric
-        self.span = span
-        self.runtimes: list[_RuleRuntime] = []
-        self.armed: OrderedDict[tuple[str, str], int] = OrderedDict()
-
-    def due(self) -> int | None:
-        if not self.armed:
-            return None
-        return next(iter(self.armed.values())) + self.span
-
-
-class Engine:
+class Engine(_Deadlines):
     """Evaluates a :class:`RuleSet` over readings; see the module docstring for the lifecycle.
 
     ``max_window_points`` bounds the points kept per series, so every window
@@ -171,31 +100,8 @@ class Engine:
         self._index: RuleIndex[_RuleRuntime] = RuleIndex(
             ((rt, rt.rule.match) for rt in runtimes), self._max_cache
         )
-        self._spans: dict[str, set[int]] = {}
-        self._any_spans: set[int] = set()
-        watches: dict[tuple[str | None, int], _AbsentWatch] = {}
-        for rt in runtimes:
-            r = rt.rule
-            exprs = [r.when] + ([r.clear] if r.clear else [])
-            for expr in exprs:
-                for metric, span in expr.windows:
-                    target = metric if metric is not None else r.match.metric
-                    if target is None:
-                        self._any_spans.add(span)
-                    else:
-                        self._spans.setdefault(target, set()).add(span)
-                for span in expr.absent:
-                    watch = watches.setdefault(
-                        (r.match.metric, span), _AbsentWatch(r.match.metric, span)
-                    )
-                    if rt not in watch.runtimes:
-                        watch.runtimes.append(rt)
-        self._watches = list(watches.values())
-        self._watch_by_metric: dict[str, list[_AbsentWatch]] = {}
-        self._watch_any = [w for w in self._watches if w.metric is None]
-        for w in self._watches:
-            if w.metric is not None:
-                self._watch_by_metric.setdefault(w.metric, []).append(w)
+        self._spans, self._any_spans, watches = window_spans(runtimes)
+        self._set_watches(watches)
         all_series = sorted(
             (s for ms in self._devices.values() for s in ms.values()), key=lambda s: s.ts
         )
@@ -215,15 +121,6 @@ class Engine:
     def _spans_for(self, metric: str) -> set[int]:
         spans = self._spans.get(metric)
         return (spans | self._any_spans) if spans else self._any_spans
-
-    def _arm(self, s: Series, now: int) -> None:
-        key = (s.device, s.metric)
-        for w in self._watch_by_metric.get(s.metric, ()):
-            w.armed[key] = now
-            w.armed.move_to_end(key)
-        for w in self._watch_any:
-            w.armed[key] = now
-            w.armed.move_to_end(key)
 
     def _series(self, device: str, metric: str) -> tuple[dict[str, Series], Series]:
         metrics = self._devices.get(device)
@@ -341,16 +238,6 @@ class Engine:
                     rt.evaluations += plan.hits
                 plan.hits = 0
 
-    def _due_by(self, now: int) -> bool:
-        """Is any deadline possibly due? (A stale heap top may say yes; tick sorts it out.)"""
-        if self._heap and self._heap[0][0] <= now:
-            return True
-        for w in self._watches:
-            due = w.due()
-            if due is not None and due <= now:
-                return True
-        return False
-
     def _evaluate(
         self,
         rt: _RuleRuntime,
@@ -415,92 +302,9 @@ class Engine:
                 self._active[device] = self._active.get(device, 0) + 1
             rt.records[device] = new
         self._schedule(rt, device, new, deadline(old, rt.rule.timing))
-        rule = rt.rule
-        labels = dict(tags)
-        labels.update(rule.labels)
-        for tr in transitions:
-            st = tr.state
-            fields = {
-                "device": device,
-                "value": value,
-                "rule": rule.name,
-                "severity": rule.severity,
-                "metric": metric,
-                "state": _TEXT[st],
-            }
-            out.append(
-                AlertEvent(
-                    rule=rule.name,
-                    device=device,
-                    state=st,
-                    at=tr.at,
-                    severity=rule.severity,
-                    value=value,
-                    message=rule.message.render(fields, tags, labels),
-                    labels=labels,
-                    active_at=new.active_at,
-                    fired_at=new.fired_at if st in (_F, AlertState.RESOLVED) else None,
-                    resolved_at=new.resolved_at if st is AlertState.RESOLVED else None,
-                    trace_id=new.trace_id,
-                    metric=metric,
-                    repeat=tr.repeat,
-                )
-            )
-            if tr.run is None:
-                continue
-            actions = rule.actions if tr.run == "actions" else rule.on_resolved
-            for action in actions:
-                out.append(
-                    CommandRequest(
-                        rule=rule.name,
-                        device=device,
-                        target=action.device.render(fields, tags, labels),
-                        settings=dict(action.settings),
-                        trigger=st,
-                        at=tr.at,
-                        trace_id=new.trace_id,
-                    )
-                )
-
-    def _schedule(
-        self, rt: _RuleRuntime, device: str, rec: AlertRecord, previous: int | None
-    ) -> None:
-        due = deadline(rec, rt.rule.timing)
-        if due is None or due == previous:
-            return
-        self._seq += 1
-        heapq.heappush(self._heap, (due, rt.index, device, self._seq))
-        self._pushes += 1
-        if self._pushes > 10_000:
-            self._compact()
-
-    def _compact(self) -> None:
-        """Drop heap entries that no longer match a record's deadline (they pile up lazily)."""
-        self._pushes = 0
-        live = [e for e in self._heap if self._valid(e)]
-        if len(live) < len(self._heap):
-            heapq.heapify(live)
-            self._heap = live
-
-    def _valid(self, entry: tuple[int, int, str, int]) -> bool:
-        due, index, device, _ = entry
-        rt = self._rts[index]
-        rec = rt.records.get(device)
-        return rec is not None and deadline(rec, rt.rule.timing) == due
+        emit(rt.rule, device, new, transitions, value, tags, metric, out)
 
     # ------------------------------------------------------------------ ticks
-
-    def next_deadline(self) -> int | None:
-        """The earliest time at which :meth:`tick` has work (None: nothing scheduled)."""
-        heap = self._heap
-        while heap and not self._valid(heap[0]):
-            heapq.heappop(heap)
-        best = heap[0][0] if heap else None
-        for w in self._watches:
-            due = w.due()
-            if due is not None and (best is None or due < best):
-                best = due
-        return best
 
     def tick(self, now: int) -> list[Output]:
         """Process every time-based transition due at or before ``now``, in time order."""
@@ -556,11 +360,7 @@ class Engine:
 
     def alerts(self) -> list[StoredAlert]:
         """Every alert not inactive (pending, firing, resolved), in rule order."""
-        return [
-            StoredAlert(rt.rule.name, rt.rule.fingerprint, device, rec)
-            for rt in self._rts
-            for device, rec in sorted(rt.records.items())
-        ]
+        return stored_alerts(self._rts)
 
     export_alerts = alerts
 
@@ -572,11 +372,7 @@ class Engine:
         raise KeyError(rule)
 
     def export_series(self) -> list[StoredSeries]:
-        return [
-            StoredSeries(s.device, s.metric, s.ts, s.value, dict(s.tags))
-            for ms in self._devices.values()
-            for s in ms.values()
-        ]
+        return stored_series(self._devices)
 
     def restore(
         self, alerts: Iterable[StoredAlert] = (), series: Iterable[StoredSeries] = ()
@@ -591,74 +387,25 @@ class Engine:
             _, s = self._series(item.device, item.metric)
             s.value, s.ts, s.tags = item.value, item.ts, dict(item.tags)
             self._now = max(self._now, item.ts)
-        by_key = {(rt.rule.name, rt.rule.fingerprint): rt for rt in self._rts}
-        restored = 0
-        for alert in alerts:
-            rt = by_key.get((alert.rule, alert.fingerprint))
-            if rt is None or alert.record.state is AlertState.INACTIVE:
-                continue
-            rt.records[alert.device] = alert.record
-            restored += 1
+        restored = restore_alerts(self._rts, alerts)
         self._install(self.ruleset, self._rts)
         return restored
 
     def reload(self, ruleset: RuleSet) -> ReloadResult:
         """Swap in ``ruleset``; rules with an unchanged fingerprint keep their alerts."""
         self._count_plans()
-        old = {rt.rule.name: rt for rt in self._rts}
-        runtimes: list[_RuleRuntime] = []
-        kept: list[str] = []
-        changed: list[str] = []
-        added: list[str] = []
-        for i, rule in enumerate(ruleset.rules):
-            rt = _RuleRuntime(rule, i)
-            prev = old.get(rule.name)
-            if prev is None:
-                added.append(rule.name)
-            elif prev.rule.fingerprint == rule.fingerprint:
-                rt.records = prev.records
-                rt.evaluations, rt.undefined = prev.evaluations, prev.undefined
-                kept.append(rule.name)
-            else:
-                changed.append(rule.name)
-            runtimes.append(rt)
-        names = {r.name for r in ruleset.rules}
-        removed = [n for n in old if n not in names]
-        dropped = sum(
-            1 for n in removed + changed for rec in old[n].records.values() if rec.state in (_P, _F)
-        )
+        runtimes, result = carry_over(self._rts, ruleset)
         self._install(ruleset, runtimes)
-        return ReloadResult(tuple(kept), tuple(changed), tuple(added), tuple(removed), dropped)
+        return result
 
     # --------------------------------------------------------------- counters
 
     def counters(self) -> dict[str, int]:
         """Totals for ``/metrics``: evaluations, undefined, window points kept and dropped…"""
         self._count_plans()
-        points = dropped = series = 0
-        for ms in self._devices.values():
-            series += len(ms)
-            for s in ms.values():
-                if s.store is not None:
-                    points += len(s.store)
-                    dropped += s.store.dropped
-        states = [rec.state for rt in self._rts for rec in rt.records.values()]
-        return {
-            "rules": len(self._rts),
-            "evaluations": sum(rt.evaluations for rt in self._rts),
-            "undefined": sum(rt.undefined for rt in self._rts),
-            "series": series,
-            "window_points": points,
-            "window_points_dropped": dropped + self._dropped_retired,
-            "alerts_pending": states.count(_P),
-            "alerts_firing": states.count(_F),
-            "scheduled": len(self._heap),
-        }
+        return counters(self._rts, self._devices, self._dropped_retired, len(self._heap))
 
     def rule_counters(self) -> dict[str, dict[str, int]]:
         """Per rule: ``{"evaluations": n, "undefined": n}``."""
         self._count_plans()
-        return {
-            rt.rule.name: {"evaluations": rt.evaluations, "undefined": rt.undefined}
-            for rt in self._rts
-        }
+        return rule_counters(self._rts)
