@@ -89,7 +89,8 @@ def check_device_id(device: str) -> str:
     for ch in ("+", "#", "/"):
         if ch in device:
             raise InvalidReading(
-                "bad_device", f"device id {device!r} contains {ch!r} (an MQTT topic character)"
+                "bad_device",
+                f"device id {device[:40]!r} contains {ch!r} and cannot be part of a topic",
             )
     if _CONTROL.search(device):
         raise InvalidReading("bad_device", f"device id {device!r} contains a control character")
