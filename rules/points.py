@@ -16,14 +16,35 @@ store, and one window per distinct span that loaded rules ask of its metric.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from rules.windows import Window
+from typing import Protocol
 
 __all__ = ["DEFAULT_MAX_POINTS", "Point", "Points"]
 
 Point = tuple[int, float]
+
+
+class Cursor(Protocol):
+    """What the store moves in a window (:class:`rules.windows.Window`) as points come and go."""
+
+    span: int
+    start: int
+    n: int
+    at: int
+    ref: float
+    s1: float
+    s2: float
+    big: float
+    summing: bool
+    track_min: bool
+    track_max: bool
+    mins: deque[int]
+    maxs: deque[int]
+
+    def drop_first(self) -> None: ...
+
+    def drop_until(self, cutoff: int) -> None: ...
+
+    def drop_to(self, stop: int) -> None: ...
 
 DEFAULT_MAX_POINTS = 1000
 _COMPACT_AT = 1024  # dead slots at the front of a store before the lists are shifted
@@ -42,7 +63,7 @@ class Points:
     def __init__(self, max_points: int = DEFAULT_MAX_POINTS) -> None:
         self.ts: list[int] = []
         self.values: list[float] = []
-        self.windows: list[Window] = []  # spans > 0, longest first
+        self.windows: list[Cursor] = []  # spans > 0, longest first
         self.max_points = max_points
         self.dropped = 0
 
