@@ -86,15 +86,7 @@ class Gateway:
             stack.push_async_callback(_stop_receiving, parts)
             self.ready.set()
 
-            stop_task = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait(
-                background | {stop_task}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if stop_task not in done:  # a component died: stop everything, then report it
-                stop_task.cancel()
-                for task in done:
-                    task.result()
-                raise RuntimeError(f"{', '.join(t.get_name() for t in done)} stopped")
+            await _until_stopped(stop, background)
         log.info("stopped")
 
     def reload_rules(self) -> None:
@@ -123,6 +115,25 @@ async def _stop_receiving(parts: wiring.Components) -> None:
         await asyncio.sleep(0)
 
 
+async def _until_stopped(stop: asyncio.Event, tasks: set[asyncio.Task[None]]) -> None:
+    """Wait for ``stop``. A task with nothing to do may end (no outbox: no backfill);
+    a task that fails stops the gateway, and its error is what the caller sees."""
+    stop_task = asyncio.create_task(stop.wait())
+    watched = set(tasks)
+    try:
+        while True:
+            done, watched = await asyncio.wait(
+                watched | {stop_task}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if stop_task in done:
+                return
+            for task in done:
+                task.result()  # raises what stopped it
+            watched.discard(stop_task)
+    finally:
+        stop_task.cancel()
+
+
 async def _stop_background(stop: asyncio.Event, tasks: set[asyncio.Task[None]]) -> None:
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -135,7 +146,7 @@ async def _stop_writer(parts: wiring.Components, task: asyncio.Task[None]) -> No
 
 
 async def _housekeeping(parts: wiring.Components, stop: asyncio.Event) -> None:
-    """Once a second: outbox gauges, and messages held for an unset clock."""
+    """Once a second: the outbox's drop counters, and messages held for an unset clock."""
     m = parts.metrics
     outbox = parts.outbox
     # The outbox's own drop counters, as outpost_dropped_total{reason="outbox_…"}.
@@ -147,10 +158,6 @@ async def _housekeeping(parts: wiring.Components, stop: asyncio.Event) -> None:
         parts.pipeline.release_held()
         if outbox is not None:
             stats = outbox.stats()
-            m.outbox_lines.set(stats.lines)
-            m.outbox_bytes.set(stats.bytes)
-            m.outbox_oldest.set(stats.oldest_age)
-            m.outbox_degraded.set(1 if stats.degraded else 0)
             totals = {
                 "outbox_full": stats.dropped_full,
                 "outbox_age": stats.dropped_age,

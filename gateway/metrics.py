@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -95,24 +95,8 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
-        self.influx_buffered = Gauge(
-            "outpost_influx_buffered_readings",
-            "Readings waiting to be written to InfluxDB",
-            registry=r,
-        )
-        self.influx_up = Gauge(
-            "outpost_influx_up", "1 when the last InfluxDB write succeeded", registry=r
-        )
-        self.mqtt_connected = Gauge(
-            "outpost_mqtt_connected", "1 while connected to the broker", registry=r
-        )
         self.mqtt_reconnects = Counter(
             "outpost_mqtt_reconnects_total", "Connections to the broker after the first", registry=r
-        )
-        self.unacked = Gauge(
-            "outpost_mqtt_unacked_messages",
-            "QoS 1 messages received and not yet acknowledged",
-            registry=r,
         )
         self.rule_eval_seconds = Histogram(
             "outpost_rule_evaluation_seconds",
@@ -147,19 +131,6 @@ class Metrics:
             "broker was down during their window",
             registry=r,
         )
-        self.alerts_active = Gauge(
-            "outpost_alerts", "Alerts by state (pending, firing)", ["state"], registry=r
-        )
-        self.rules_loaded = Gauge("outpost_rules_loaded", "Rules loaded", registry=r)
-        self.rule_undefined = Gauge(
-            "outpost_rule_undefined_evaluations",
-            "Evaluations whose expression met an undefined value "
-            "(missing/stale metric, empty window…), since start",
-            registry=r,
-        )
-        self.window_points = Gauge(
-            "outpost_rule_window_points", "Points held in rule windows", registry=r
-        )
         self.outbox_appended = Counter(
             "outpost_outbox_appended_total",
             "Readings made durable in the outbox while InfluxDB was failing",
@@ -168,20 +139,6 @@ class Metrics:
         self.outbox_backfilled = Counter(
             "outpost_outbox_backfilled_total",
             "Readings sent from the outbox after an outage",
-            registry=r,
-        )
-        self.outbox_lines = Gauge(
-            "outpost_outbox_readings", "Readings waiting in the outbox", registry=r
-        )
-        self.outbox_bytes = Gauge("outpost_outbox_bytes", "Bytes waiting in the outbox", registry=r)
-        self.outbox_oldest = Gauge(
-            "outpost_outbox_oldest_age_seconds",
-            "Age of the oldest reading in the outbox",
-            registry=r,
-        )
-        self.outbox_degraded = Gauge(
-            "outpost_outbox_degraded",
-            "1 while the outbox falls back to memory (disk full)",
             registry=r,
         )
         self.skipped = Counter(
@@ -210,6 +167,15 @@ class Metrics:
         Every family is exposed (empty if no sample names it). Returns the collector,
         for ``registry.unregister`` when the component stops before the gateway does.
         """
-        collector = _ReadAtScrape(families, samples)
-        self.registry.register(collector)
-        return collector
+        return read_at_scrape(self.registry, families, samples)
+
+
+def read_at_scrape(
+    registry: CollectorRegistry,
+    families: Sequence[Family],
+    samples: Callable[[], Iterable[Sample]],
+) -> Collector:
+    """:meth:`Metrics.read_at_scrape` on any registry (the HTTP layer holds only the registry)."""
+    collector = _ReadAtScrape(families, samples)
+    registry.register(collector)
+    return collector

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ from gateway.ingest.pipeline import Input, Pipeline
 from gateway.ingest.source import Source, create_source
 from gateway.ingest.timekeeping import TimePolicy
 from gateway.journal import Journal
-from gateway.metrics import Metrics
+from gateway.metrics import Family, Metrics, Sample
 from gateway.mqtt import subscriber as _mqtt_source  # noqa: F401  (registers the "mqtt" source)
 from gateway.mqtt.link import MqttLink
 from gateway.outbox import DiskOutbox, OutboxError
@@ -196,6 +197,11 @@ def build(
     if rules.rule_count:
         pipeline.add_observer(rules.observe)
 
+    for levels in (source, writer, rules):
+        metrics.read_at_scrape(levels.families, levels.samples)
+    if outbox is not None:
+        metrics.read_at_scrape(OUTBOX_FAMILIES, lambda: outbox_samples(outbox))
+
     live = LiveState(max_series=cfg.http.live_max_series)
     if cfg.http.dashboard:
         pipeline.add_observer(live.observe)
@@ -209,7 +215,6 @@ def build(
         writer_buffered=lambda: writer.buffered,
         pipeline_pending=lambda: pipeline.pending,
         has_outbox=outbox is not None,
-        refresh_gauges=lambda: refresh_gauges(metrics, writer, rules),
     )
     http = HttpServer(model, Controls(dispatcher, silences, rules), cfg.http)
     return Components(
@@ -231,15 +236,20 @@ def build(
     )
 
 
-def refresh_gauges(metrics: Metrics, writer: InfluxWriter, rules: RulesRuntime) -> None:
-    """Gauges read from the writer and the rules engine, just before a scrape."""
-    metrics.influx_buffered.set(writer.buffered)
-    counters = rules.counters()
-    metrics.alerts_active.labels("pending").set(counters.get("alerts_pending", 0))
-    metrics.alerts_active.labels("firing").set(counters.get("alerts_firing", 0))
-    metrics.rules_loaded.set(counters.get("rules", 0))
-    metrics.rule_undefined.set(counters.get("undefined", 0))
-    metrics.window_points.set(counters.get("window_points", 0))
+OUTBOX_FAMILIES = (
+    Family("outpost_outbox_readings", "Readings waiting in the outbox"),
+    Family("outpost_outbox_bytes", "Bytes waiting in the outbox"),
+    Family("outpost_outbox_oldest_age_seconds", "Age of the oldest reading in the outbox"),
+    Family("outpost_outbox_degraded", "1 while the outbox falls back to memory (disk full)"),
+)
+
+
+def outbox_samples(outbox: DiskOutbox) -> Iterator[Sample]:
+    stats = outbox.stats()
+    yield "outpost_outbox_readings", (), float(stats.lines)
+    yield "outpost_outbox_bytes", (), float(stats.bytes)
+    yield "outpost_outbox_oldest_age_seconds", (), stats.oldest_age
+    yield "outpost_outbox_degraded", (), 1.0 if stats.degraded else 0.0
 
 
 def influx_auth_alert(failing: bool, status: int | None, at: int) -> dict[str, Any]:

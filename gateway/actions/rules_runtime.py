@@ -23,7 +23,7 @@ import glob
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from devices.model import Reading
@@ -31,7 +31,7 @@ from gateway.actions.alerts import AlertBus
 from gateway.actions.commands import Origin
 from gateway.actions.dispatcher import CommandDispatcher
 from gateway.journal import Journal
-from gateway.metrics import Metrics
+from gateway.metrics import Family, Metrics, Sample
 from rules import (
     AlertEvent,
     CommandRequest,
@@ -46,6 +46,17 @@ from rules import (
 )
 
 log = logging.getLogger("outpost.rules")
+
+FAMILIES = (
+    Family("outpost_alerts", "Alerts by state (pending, firing)", ("state",)),
+    Family("outpost_rules_loaded", "Rules loaded"),
+    Family(
+        "outpost_rule_undefined_evaluations",
+        "Evaluations whose expression met an undefined value "
+        "(missing/stale metric, empty window…), since start",
+    ),
+    Family("outpost_rule_window_points", "Points held in rule windows"),
+)
 
 TICK_MAX = 0.25  # seconds: the latest a time-based transition happens live
 RELOAD_POLL = 2.0  # seconds between checks of the rule files' modification times
@@ -237,6 +248,16 @@ class RulesRuntime:
 
     def counters(self) -> dict[str, int]:
         return self.engine.counters()
+
+    families = FAMILIES
+
+    def samples(self) -> Iterator[Sample]:
+        counters = self.engine.counters()
+        yield "outpost_alerts", ("pending",), float(counters.get("alerts_pending", 0))
+        yield "outpost_alerts", ("firing",), float(counters.get("alerts_firing", 0))
+        yield "outpost_rules_loaded", (), float(counters.get("rules", 0))
+        yield "outpost_rule_undefined_evaluations", (), float(counters.get("undefined", 0))
+        yield "outpost_rule_window_points", (), float(counters.get("window_points", 0))
 
     def alerts(self) -> list[StoredAlert]:
         """Every alert the engine holds (pending, firing, and resolved ones it remembers)."""

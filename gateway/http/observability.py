@@ -1,8 +1,8 @@
-"""Metrics of the HTTP side and the live view, computed at scrape time.
+"""Metrics of the HTTP side and the live view, read when Prometheus scrapes.
 
-Registered on the gateway's own registry (``Metrics.registry``) so that
-``/metrics`` shows them with the rest; nothing here touches the reading hot
-path. Families:
+Registered on the gateway's own registry (``StatusModel.registry``) with
+:func:`gateway.metrics.read_at_scrape`, like every other level; nothing here
+touches the reading hot path. Families:
 
 - ``outpost_info{version}`` — 1; the running version.
 - ``outpost_start_time_seconds`` — when the gateway started (Unix time).
@@ -20,62 +20,50 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-
 from gateway.http.stream import Stream
+from gateway.metrics import Family, Sample
 from gateway.status import views
 from gateway.status.live import NS
 from gateway.status.model import StatusModel
 
+FAMILIES = (
+    Family("outpost_info", "The running Outpost version", ("version",)),
+    Family("outpost_start_time_seconds", "When the gateway started (Unix time)"),
+    Family("outpost_pipeline_pending_messages", "Decoded messages waiting for the event loop"),
+    Family("outpost_live_series", "Series (device, metric) with a dashboard sparkline"),
+    Family(
+        "outpost_live_series_refused",
+        "Readings of series beyond http.live_max_series, not shown",
+        kind="counter",
+    ),
+    Family("outpost_http_stream_clients", "Dashboards connected to the live stream"),
+    Family(
+        "outpost_http_stream_dropped_clients",
+        "Streams closed because the browser fell behind",
+        kind="counter",
+    ),
+    Family("outpost_http_requests", "HTTP requests, by route", ("route", "status"), "counter"),
+)
 
-class HttpCollector(Collector):
+
+class HttpLevels:
+    """The HTTP side's samples; ``requests`` is counted by the server's middleware."""
+
+    families = FAMILIES
+
     def __init__(self, model: StatusModel, stream: Stream) -> None:
         self._model = model
         self._stream = stream
         self.requests: Counter[tuple[str, str]] = Counter()
 
-    def describe(self) -> list[Metric]:
-        return list(self._families(empty=True))
-
-    def collect(self) -> Iterator[Metric]:
-        return self._families(empty=False)
-
-    def _families(self, empty: bool) -> Iterator[Metric]:
-        info = GaugeMetricFamily("outpost_info", "The running Outpost version", labels=["version"])
-        started = GaugeMetricFamily(
-            "outpost_start_time_seconds", "When the gateway started (Unix time)"
-        )
-        pending = GaugeMetricFamily(
-            "outpost_pipeline_pending_messages", "Decoded messages waiting for the event loop"
-        )
-        series = GaugeMetricFamily(
-            "outpost_live_series", "Series (device, metric) with a dashboard sparkline"
-        )
-        refused = CounterMetricFamily(
-            "outpost_live_series_refused",
-            "Readings of series beyond http.live_max_series, not shown",
-        )
-        clients = GaugeMetricFamily(
-            "outpost_http_stream_clients", "Dashboards connected to the live stream"
-        )
-        dropped = CounterMetricFamily(
-            "outpost_http_stream_dropped_clients", "Streams closed because the browser fell behind"
-        )
-        requests = CounterMetricFamily(
-            "outpost_http_requests",
-            "HTTP requests, by route and status",
-            labels=["route", "status"],
-        )
-        if not empty:
-            info.add_metric([views.VERSION], 1.0)
-            started.add_metric([], views.STARTED_NS / NS)
-            live = self._model.live
-            pending.add_metric([], float(self._model.pipeline_pending()))
-            series.add_metric([], float(live.series_count))
-            refused.add_metric([], float(live.refused))
-            clients.add_metric([], float(self._stream.clients))
-            dropped.add_metric([], float(self._stream.dropped_clients))
-            for (route, status), n in sorted(self.requests.items()):
-                requests.add_metric([route, status], float(n))
-        yield from (info, started, pending, series, refused, clients, dropped, requests)
+    def samples(self) -> Iterator[Sample]:
+        live = self._model.live
+        yield "outpost_info", (views.VERSION,), 1.0
+        yield "outpost_start_time_seconds", (), views.STARTED_NS / NS
+        yield "outpost_pipeline_pending_messages", (), float(self._model.pipeline_pending())
+        yield "outpost_live_series", (), float(live.series_count)
+        yield "outpost_live_series_refused", (), float(live.refused)
+        yield "outpost_http_stream_clients", (), float(self._stream.clients)
+        yield "outpost_http_stream_dropped_clients", (), float(self._stream.dropped_clients)
+        for (route, status), n in sorted(self.requests.items()):
+            yield "outpost_http_requests", (route, status), float(n)

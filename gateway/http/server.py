@@ -40,8 +40,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.config.schema import HttpConfig
 from gateway.config.units import parse_duration
-from gateway.http.observability import HttpCollector
+from gateway.http.observability import HttpLevels
 from gateway.http.stream import Stream
+from gateway.metrics import read_at_scrape
 from gateway.status import views
 from gateway.status.controls import Controls
 from gateway.status.model import StatusModel
@@ -81,8 +82,8 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
         self.live = model.live
         self.stream = Stream(model)
-        self._collector = HttpCollector(model, self.stream)
-        model.registry.register(self._collector)
+        levels = self._levels = HttpLevels(model, self.stream)
+        self._collector = read_at_scrape(model.registry, levels.families, levels.samples)
         self.app = web.Application(middlewares=[self._count, self._auth])
         r = self.app.router
         if cfg.dashboard:
@@ -133,7 +134,7 @@ class HttpServer:
             status = exc.status
             raise
         finally:
-            self._collector.requests[(name, str(status))] += 1
+            self._levels.requests[(name, str(status))] += 1
 
     def _authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
@@ -174,7 +175,6 @@ class HttpServer:
         return web.Response(text="ready\n")
 
     async def metrics(self, request: web.Request) -> web.Response:
-        self._model.refresh_gauges()
         body = generate_latest(self._model.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

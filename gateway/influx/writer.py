@@ -28,13 +28,13 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from gateway.deadletter import DeadLetters
 from gateway.influx.sink import InfluxSink, WriteError
 from gateway.logsetup import Throttled
-from gateway.metrics import Metrics
+from gateway.metrics import Family, Metrics, Sample
 from gateway.outbox import Buffer, OutboxError, RateLimit, drain
 from gateway.retry import Backoff
 
@@ -47,6 +47,11 @@ OnAuth = Callable[[bool, "int | None"], None]
 """``(True, status)`` when InfluxDB starts refusing the credentials, ``(False, None)`` when
 writes succeed again."""
 LOG_EVERY = 10.0  # seconds between two lines about failing writes or a full buffer
+
+FAMILIES = (
+    Family("outpost_influx_buffered_readings", "Readings waiting to be written to InfluxDB"),
+    Family("outpost_influx_up", "1 when the last InfluxDB write succeeded"),
+)
 
 
 @dataclass(slots=True)
@@ -96,6 +101,7 @@ class InfluxWriter:
         self._log = Throttled(log, LOG_EVERY, clock)
         self.writing: list[Entry] = []  # the batch being written, for inspection
         self.healthy = True
+        self.last_write_ok = False  # no write yet
         self._outbox = outbox
         self._backfill_rate = backfill_rate
         self._auth_failing = False
@@ -104,6 +110,12 @@ class InfluxWriter:
     @property
     def buffered(self) -> int:
         return self._buffered
+
+    families = FAMILIES
+
+    def samples(self) -> Iterator[Sample]:
+        yield "outpost_influx_buffered_readings", (), float(self._buffered)
+        yield "outpost_influx_up", (), 1.0 if self.last_write_ok else 0.0
 
     def add(self, line: str | None, token: Token | None, topic: str) -> None:
         """Queue one line (or, with ``line=None``, one acknowledgement) in arrival order."""
@@ -233,7 +245,6 @@ class InfluxWriter:
 
     def _done(self, batch: list[Entry], lines: list[Entry]) -> None:
         self._buffered -= len(lines)
-        self._metrics.influx_buffered.set(self._buffered)
         tokens = [e.token for e in batch if e.token is not None]
         if tokens:
             self._on_acked(tokens)
@@ -241,7 +252,7 @@ class InfluxWriter:
     def _failed(self, exc: WriteError) -> float:
         """Count a failed write; returns the wait before the next one (also kept for backfill)."""
         self._metrics.influx_errors.labels(exc.kind).inc()
-        self._metrics.influx_up.set(0)
+        self.last_write_ok = False
         if self.healthy and self._outbox is not None:
             log.error(
                 "InfluxDB write failed (%s): %s; readings go to the outbox until it "
@@ -263,7 +274,7 @@ class InfluxWriter:
         if not self.healthy:
             log.info("InfluxDB writes succeed again")
         self.healthy = True
-        self._metrics.influx_up.set(1)
+        self.last_write_ok = True
         if self._auth_failing:
             self._auth_failing = False
             self._report_auth(False, None)

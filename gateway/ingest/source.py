@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from gateway.config.schema import Config
-from gateway.metrics import Metrics
+from gateway.metrics import Family, Metrics, Sample
 
 Deliver = Callable[[str, bytes, Any], None]
 """``deliver(topic, payload, token)``: one message for the pipeline."""
@@ -34,6 +34,11 @@ class Source(Protocol):
     def connected(self) -> bool:
         """Whether messages can arrive now (the broker connection is up)."""
         ...
+
+    families: Sequence[Family]
+    """The source's levels, read at scrape time from :meth:`samples`."""
+
+    def samples(self) -> Iterable[Sample]: ...
 
     def start(self, deliver: Deliver) -> None: ...
 

@@ -32,7 +32,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config.schema import Config, MqttConfig
 from gateway.ingest.source import Deliver, register_source
-from gateway.metrics import Metrics
+from gateway.metrics import Family, Metrics, Sample
 from gateway.mqtt.client import connect_persistent, make_client
 
 log = logging.getLogger("outpost.mqtt")
@@ -40,6 +40,11 @@ log = logging.getLogger("outpost.mqtt")
 STATUS_TOPIC = "outpost/status"
 
 Token = tuple[int, int, int]  # (connection generation, packet id, qos)
+
+FAMILIES = (
+    Family("outpost_mqtt_connected", "1 while connected to the broker"),
+    Family("outpost_mqtt_unacked_messages", "QoS 1 messages received and not yet acknowledged"),
+)
 
 
 class MqttSource:
@@ -67,6 +72,10 @@ class MqttSource:
         self._generation = 0
         self._connected = threading.Event()
         self._ever_connected = False
+        # QoS 1 messages of this connection: received (paho's thread) and acknowledged
+        # (the event loop), each counter written by one thread only.
+        self._received = self._received_base = 0
+        self._acked = self._acked_base = 0
         self.client = make_client(cfg, cfg.client_id, manual_ack=True)
         self.client.will_set(status_topic, "offline", qos=1, retain=True)
         self.client.on_connect = self._handle_connect
@@ -76,6 +85,13 @@ class MqttSource:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    families = FAMILIES
+
+    def samples(self) -> Iterable[Sample]:
+        unacked = (self._received - self._received_base) - (self._acked - self._acked_base)
+        yield "outpost_mqtt_connected", (), 1.0 if self.connected else 0.0
+        yield "outpost_mqtt_unacked_messages", (), float(max(0, unacked))
 
     def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -105,14 +121,16 @@ class MqttSource:
         self.client.disconnect()
         self.client.loop_stop()
         self._connected.clear()
-        self._metrics.mqtt_connected.set(0)
 
     def ack(self, tokens: Iterable[Token]) -> None:
         generation = self._generation
         client = self.client
+        acked = 0
         for gen, mid, qos in tokens:
             if gen == generation:
                 client.ack(mid, qos)
+                acked += 1
+        self._acked += acked
 
     # paho callbacks (network thread) ------------------------------------------------
 
@@ -128,6 +146,8 @@ class MqttSource:
             log.error("broker refused the connection: %s", reason)
             return
         self._generation += 1
+        # Unacknowledged messages of the last connection come again under new ids.
+        self._received_base, self._acked_base = self._received, self._acked
         if self._ever_connected:
             self._metrics.mqtt_reconnects.inc()
         self._ever_connected = True
@@ -135,7 +155,6 @@ class MqttSource:
         if options:
             client.subscribe(options)
         client.publish(self._status_topic, "online", qos=1, retain=True)
-        self._metrics.mqtt_connected.set(1)
         self._connected.set()
         if self._on_state is not None:
             self._on_state(True)
@@ -157,7 +176,6 @@ class MqttSource:
     ) -> None:
         was = self._connected.is_set()
         self._connected.clear()
-        self._metrics.mqtt_connected.set(0)
         if was and self._on_state is not None:
             self._on_state(False)
         if was and reason.is_failure:
@@ -167,7 +185,10 @@ class MqttSource:
         self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage
     ) -> None:
         qos = message.qos
-        token = (self._generation, message.mid, qos) if qos else None
+        token = None
+        if qos:
+            token = (self._generation, message.mid, qos)
+            self._received += 1
         self._deliver(message.topic, message.payload, token)
 
 

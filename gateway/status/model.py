@@ -73,5 +73,3 @@ class StatusModel:
     writer_buffered: Callable[[], int]
     pipeline_pending: Callable[[], int]
     has_outbox: bool
-    refresh_gauges: Callable[[], None]
-    """Called before ``/metrics`` is rendered: gauges read from the components then."""

@@ -202,7 +202,7 @@ def health(model: StatusModel, live: LiveState, stream_clients: int = 0) -> dict
         "alerts_firing": rules_counters.get("alerts_firing", 0),
         "deadletters": int(totals["outpost_deadletters_total"]),
         "stream_clients": stream_clients,
-        "outbox": outbox,  # the disk outbox (gauges updated once a second), None if off
+        "outbox": outbox,  # the disk outbox, None if off
     }
 
 

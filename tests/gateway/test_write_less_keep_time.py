@@ -85,8 +85,9 @@ def test_deadband_and_time_policy_in_the_running_gateway(tmp_path, mosquitto, in
 def test_readings_wait_for_the_clock_and_get_their_true_arrival_time(
     tmp_path, mosquitto, influxdb, influx_db
 ):
-    # The gateway is told the clock is not valid until 3 s from now: as on a Pi before NTP.
-    valid_after = datetime.fromtimestamp(int(time.time()) + 3, UTC)
+    # The gateway is told the clock is not valid until 8 s from now: as on a Pi before NTP
+    # (long enough that a slow start on a loaded machine still sees the clock unset).
+    valid_after = datetime.fromtimestamp(int(time.time()) + 8, UTC)
     config = gateway_config(
         mosquitto.port, influxdb.url, influx_db, clock={"valid_after": valid_after.isoformat()}
     )
