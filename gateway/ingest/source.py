@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from gateway.config.schema import Config
+from gateway.health import Health
 from gateway.metrics import Metrics
 
 Deliver = Callable[[str, bytes, Any], None]
@@ -33,6 +34,10 @@ class Source(Protocol):
     @property
     def connected(self) -> bool:
         """Whether messages can arrive now (the broker connection is up)."""
+        ...
+
+    def health(self) -> Health:
+        """The connection's state and the reason of its last failure, for the status."""
         ...
 
     def start(self, deliver: Deliver) -> None: ...

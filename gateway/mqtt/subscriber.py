@@ -31,9 +31,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config.schema import Config, MqttConfig
+from gateway.health import Health
 from gateway.ingest.source import Deliver, register_source
 from gateway.metrics import Metrics
 from gateway.mqtt.client import connect_persistent, make_client
+from gateway.mqtt.watch import ConnectionWatch
 
 log = logging.getLogger("outpost.mqtt")
 
@@ -67,15 +69,20 @@ class MqttSource:
         self._generation = 0
         self._connected = threading.Event()
         self._ever_connected = False
+        self._watch = ConnectionWatch(cfg, "ingest")
         self.client = make_client(cfg, cfg.client_id, manual_ack=True)
         self.client.will_set(status_topic, "offline", qos=1, retain=True)
         self.client.on_connect = self._handle_connect
+        self.client.on_connect_fail = self._watch.on_connect_fail
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
 
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    def health(self) -> Health:
+        return self._watch.health()
 
     def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -125,8 +132,9 @@ class MqttSource:
         properties: Properties | None,
     ) -> None:
         if reason.is_failure:
-            log.error("broker refused the connection: %s", reason)
+            self._watch.refused(reason)
             return
+        self._watch.connected()
         self._generation += 1
         if self._ever_connected:
             self._metrics.mqtt_reconnects.inc()
@@ -161,7 +169,7 @@ class MqttSource:
         if was and self._on_state is not None:
             self._on_state(False)
         if was and reason.is_failure:
-            log.warning("lost the broker connection (%s); reconnecting", reason)
+            self._watch.lost(reason)
 
     def _handle_message(
         self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage
