@@ -13,7 +13,6 @@ unacknowledged outbound messages, and the broker keeps what arrived for us.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections.abc import Callable, Iterable
 
@@ -25,8 +24,6 @@ from gateway.config.schema import MqttConfig
 from gateway.health import Health
 from gateway.mqtt.client import connect_persistent, make_client
 from gateway.mqtt.watch import ConnectionWatch
-
-log = logging.getLogger("outpost.mqtt")
 
 Handler = Callable[[str, bytes], None]
 
