@@ -40,7 +40,7 @@ class MqttLink:
         # Far more than the default 20: a burst of alerts must not wait on PUBACKs.
         self.client.max_inflight_messages_set(1000)
         self.client.on_connect = self._on_connect
-        self.client.on_connect_fail = self._watch.on_connect_fail
+        self._watch.attach(self.client)
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
 
@@ -81,7 +81,7 @@ class MqttLink:
         if reason.is_failure:
             self._watch.refused(reason)
             return
-        self._watch.connected()
+        self._watch.connected(client)
         with self._lock:
             filters = list(self._subscriptions)
         if filters:
@@ -96,8 +96,7 @@ class MqttLink:
         reason: mqtt.ReasonCode,
         properties: Properties | None,
     ) -> None:
-        if self.connected.is_set() and reason.is_failure:
-            self._watch.lost(reason)
+        self._watch.closed(reason, was_connected=self.connected.is_set())
         self.connected.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:

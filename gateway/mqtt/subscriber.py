@@ -73,7 +73,7 @@ class MqttSource:
         self.client = make_client(cfg, cfg.client_id, manual_ack=True)
         self.client.will_set(status_topic, "offline", qos=1, retain=True)
         self.client.on_connect = self._handle_connect
-        self.client.on_connect_fail = self._watch.on_connect_fail
+        self._watch.attach(self.client)
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
 
@@ -134,7 +134,7 @@ class MqttSource:
         if reason.is_failure:
             self._watch.refused(reason)
             return
-        self._watch.connected()
+        self._watch.connected(client)
         self._generation += 1
         if self._ever_connected:
             self._metrics.mqtt_reconnects.inc()
@@ -168,8 +168,7 @@ class MqttSource:
         self._metrics.mqtt_connected.set(0)
         if was and self._on_state is not None:
             self._on_state(False)
-        if was and reason.is_failure:
-            self._watch.lost(reason)
+        self._watch.closed(reason, was_connected=was)
 
     def _handle_message(
         self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage

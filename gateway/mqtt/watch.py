@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -41,6 +42,7 @@ REPEAT_EVERY = 60.0  # seconds between two lines about the same failure once the
 _NOT_TRUSTED = {18, 19, 20, 21}  # self-signed, self-signed in chain, no issuer, leaf unverified
 _HOSTNAME_MISMATCH = 62
 _EXPIRED = 10
+_SSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)$")  # where in CPython the error was raised
 
 
 class ConnectionWatch:
@@ -61,34 +63,62 @@ class ConnectionWatch:
         self._log = Throttled(log, REPEAT_EVERY, clock)
         self._lock = threading.Lock()
         self._health = Health("unknown", f"{cfg.host}:{cfg.port}")
+        self._answered = False  # the broker sent a CONNACK for the current attempt
+        self._paho_error: str | None = None  # paho's last error line in the current attempt
 
     def health(self) -> Health:
         with self._lock:
             return self._health
 
+    def attach(self, client: mqtt.Client) -> None:
+        """Follow ``client``'s attempts (its owner still reports CONNACKs and disconnects)."""
+        client.on_pre_connect = self._on_pre_connect
+        client.on_connect_fail = self._on_connect_fail
+
     # paho callbacks and what the connection's owner reports ---------------------------
 
-    def on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
-        """paho's ``on_connect_fail``: the socket, DNS or TLS step failed."""
+    def _on_pre_connect(self, client: mqtt.Client, userdata: object) -> None:
+        # Until the broker answers, note paho's own error lines: when the broker closes the
+        # connection before its CONNACK (a TLS alert after the handshake, say), they are
+        # the only place the reason appears. Off again once connected: paho formats a
+        # line for every packet when on_log is set.
+        self._answered = False
+        self._paho_error = None
+        client.on_log = self._on_log
+
+    def _on_log(self, client: mqtt.Client, userdata: object, level: int, line: str) -> None:
+        if level == mqtt.MQTT_LOG_ERR:
+            self._paho_error = line
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        """The socket, DNS or TLS step failed (paho's ``on_connect_fail``)."""
         kind, level, reason = self.explain(getattr(client, "connect_error", None))
         self._failed(kind, level, reason)
 
     def refused(self, reason: ReasonCode) -> None:
         """The broker answered the CONNECT with a failure (bad login, not authorized …)."""
+        self._answered = True
         who = f"the login {self._cfg.username!r}" if self._cfg.username else "an anonymous login"
         self._failed(f"connack-{reason.value}", logging.ERROR,
                      f"the broker refused {who}: {reason} (CONNACK reason code {reason.value})")
 
-    def connected(self) -> None:
+    def connected(self, client: mqtt.Client) -> None:
+        self._answered = True
+        client.on_log = None
         with self._lock:
             self._health = self._health.succeeded(self._wall())
 
-    def lost(self, reason: ReasonCode) -> None:
-        """A connection that was up went down; paho reconnects after its shortest wait."""
-        with self._lock:
-            self._health = self._health.down(f"connection lost ({reason})", self._wall())
-        log.warning("MQTT %s: lost the broker connection to %s (%s); reconnecting",
-                    self.name, self._health.target, reason)
+    def closed(self, reason: ReasonCode, was_connected: bool) -> None:
+        """The connection ended: lost after it was up, or closed before the broker answered."""
+        if not reason.is_failure:
+            return  # our own disconnect
+        if was_connected:
+            with self._lock:
+                self._health = self._health.down(f"connection lost ({reason})", self._wall())
+            log.warning("MQTT %s: lost the broker connection to %s (%s); reconnecting",
+                        self.name, self._health.target, reason)
+        elif not self._answered:
+            self._failed("closed", logging.ERROR, self._closed_early(reason))
 
     def _failed(self, kind: str, level: int, reason: str) -> None:
         with self._lock:
@@ -121,6 +151,17 @@ class ConnectionWatch:
             return "timeout", logging.WARNING, "no answer (timed out)"
         name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
         return f"os-{name}", logging.WARNING, f"{exc.strerror or exc} ({name})"
+
+    def _closed_early(self, reason: ReasonCode) -> str:
+        detail = self._paho_error or str(reason)
+        detail = _SSL_SOURCE.sub("", detail.removeprefix("failed to receive on socket: "))
+        text = f"the broker closed the connection before answering the login: {detail}"
+        lowered = detail.lower()
+        if "certificate required" in lowered:
+            return text + "; it wants a client certificate (mqtt.tls.cert and mqtt.tls.key)"
+        if any(alert in lowered for alert in ("unknown ca", "bad certificate", "expired")):
+            return text + "; it does not accept the gateway's client certificate (mqtt.tls.cert)"
+        return text
 
     def _untrusted(self, exc: ssl.SSLCertVerificationError) -> str:
         code = exc.verify_code

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from tests.gateway.harness import Device, GatewayProcess, write_config
 from tests.services import InfluxDB, Mosquitto, free_port
 
@@ -155,6 +157,29 @@ def test_a_broker_certificate_from_an_unknown_ca_is_logged_with_its_subject(
                                  if "MQTT ingest: cannot connect" in line)
         status = _assert_broker_down(config, "subject CN=broker, issuer CN=Outpost test CA main")
         assert status["broker"]["target"] == f"localhost:{secure_broker.tls_port}"
+
+
+@pytest.mark.parametrize("client_cert, expected", [
+    (None, "it wants a client certificate (mqtt.tls.cert and mqtt.tls.key)"),
+    ("gateway_other_ca", "it does not accept the gateway's client certificate (mqtt.tls.cert)"),
+])
+def test_a_client_certificate_the_broker_refuses_is_logged_with_the_tls_alert(
+        tmp_path, secure_broker: Mosquitto, pki: SimpleNamespace, passwords: dict[str, str],
+        influxdb: InfluxDB, client_cert: str | None, expected: str) -> None:
+    # TLS 1.3: the handshake completes on the gateway's side, and the broker's alert comes
+    # with the first read, after the CONNECT: the reason is in no exception of the attempt.
+    tls: dict[str, str] = {"ca": str(pki.main_ca.crt)}
+    if client_cert is not None:
+        tls = _tls(pki, pki.main_ca.crt) | {
+            "cert": str(getattr(pki, client_cert).crt), "key": str(getattr(pki, client_cert).key)}
+    config = _config(tmp_path, influxdb.url, host="localhost", port=secure_broker.tls_port,
+                     username="outpost", password=passwords["outpost"], tls=tls)
+    with _failing(config) as gateway:
+        reason = _logged_failures(gateway)[0][0]
+        assert reason.startswith("the broker closed the connection before answering the "
+                                 "login: [SSL: "), reason
+        assert reason.endswith(expected), reason
+        _assert_broker_down(config, expected)
 
 
 def test_a_refused_login_is_logged_with_the_connack_reason(
