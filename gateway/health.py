@@ -36,8 +36,9 @@ class Health:
                        last_error_ns=now_ns)
 
     def succeeded(self, now_ns: int) -> Health:
-        since = self.since_ns if self.state == "up" else now_ns
-        return replace(self, state="up", since_ns=since, failures=0)
+        if self.state == "up":
+            return self  # the usual case, once per InfluxDB batch: nothing changes
+        return replace(self, state="up", since_ns=now_ns, failures=0)
 
     def to_json(self) -> dict[str, Any]:
         return {
