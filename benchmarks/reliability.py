@@ -91,8 +91,9 @@ def disk_full(work: Path, long: bool, seed: int | None) -> list[Result]:
     # Long: 16 MiB, so that the backlog of 30 s at 500/s fits once space is back (a 2 MiB
     # disk cannot hold it: the outbox would stay degraded, rightly, until InfluxDB returns).
     size = "16M" if long else "2M"
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)],
-                   check=True)
+    # mode=0700: a tmpfs is world-writable (1777) by default, and the gateway refuses that.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+                    str(mountpoint)], check=True)
     try:
         with Stack(work / "stack", state_dir=mountpoint) as stack:
             r = scenarios.disk_full(stack, rate=500 if long else 200,

@@ -24,6 +24,7 @@ from gateway import wiring
 from gateway.config import LoadedConfig
 from gateway.journal import Journal
 from gateway.metrics import Metrics
+from gateway.statedir import StateDir
 
 log = logging.getLogger("outpost")
 
@@ -40,6 +41,10 @@ class Gateway:
         cfg = self.loaded.config
         loop = asyncio.get_running_loop()
         async with contextlib.AsyncExitStack() as stack:
+            # Before any file is opened or any connection made: a second gateway on the
+            # same state_dir stops here instead of taking over this one's broker sessions.
+            state = StateDir.claim(cfg.state_dir)
+            stack.callback(state.release)
             journal = Journal(cfg.state_dir, retention=cfg.journal.retention)
             stack.callback(journal.close)
             parts = self._parts = wiring.build(self.loaded, journal, self.metrics, loop)

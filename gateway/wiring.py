@@ -212,6 +212,8 @@ def build(
         rules=rules,
         journal=journal,
         source_connected=lambda: source.connected,
+        broker_health=lambda: {"ingest": source.health(), "link": link.health()},
+        influx_health=writer.health,
         writer_buffered=lambda: writer.buffered,
         pipeline_pending=lambda: pipeline.pending,
         has_outbox=outbox is not None,

@@ -88,10 +88,15 @@ else
   # shipped one: devices only under their own topics, commands only from the gateway.
   secret_file "$SECRETS/outpost.pass"
   secret_file "$SECRETS/simulator.pass"
+  # The passwords go in on mosquitto_passwd's standard input (twice: password and
+  # confirmation), never in its arguments, which every local user can list (ps).
   (umask 077
    : > "$DEMO/mosquitto/passwd"
-   mosquitto_passwd -b "$DEMO/mosquitto/passwd" outpost "$(cat "$SECRETS/outpost.pass")"
-   mosquitto_passwd -b "$DEMO/mosquitto/passwd" simulator "$(cat "$SECRETS/simulator.pass")"
+   for login in outpost simulator; do
+     IFS= read -r password < "$SECRETS/$login.pass"
+     printf '%s\n%s\n' "$password" "$password" \
+       | mosquitto_passwd "$DEMO/mosquitto/passwd" "$login" > /dev/null
+   done
    cp deploy/mosquitto/acl "$DEMO/mosquitto/acl")
   MQTT_GATEWAY="username: outpost, password_file: secrets/outpost.pass"
   MQTT_SIMULATOR="username: simulator, password_file: secrets/simulator.pass"

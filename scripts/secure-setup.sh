@@ -7,13 +7,18 @@
 # Creates, under DIR (default ./var/secure), readable by you only (umask 077):
 #   ca/ca.crt, ca/ca.key            a certificate authority of your own (keep ca.key offline)
 #   mosquitto/broker.crt, .key      the broker's certificate, valid for every --host given
-#   mosquitto/outpost.passwd        the password file (mosquitto_passwd -b), for the gateway
-#                                   (user `outpost`) and each device (user = device id)
+#   mosquitto/outpost.passwd        the password file (hashed by mosquitto_passwd, the
+#                                   passwords fed on its standard input, never in its
+#                                   arguments), for the gateway (user `outpost`) and each
+#                                   device (user = device id)
 #   mosquitto/outpost.acl           the ACL (deploy/mosquitto/acl)
 #   outpost/gateway.crt, .key       the gateway's client certificate (mutual TLS)
 #   outpost/ca.crt                  the CA the gateway checks the broker against
 #   outpost/mqtt.pass, api.token    the gateway's MQTT password and HTTP API token
 #   devices/<id>.pass               one random password per device
+# Device ids the ACL gives rights of their own (`user` lines: outpost, simulator) are
+# refused: a device logging in with one would get those rights (the gateway's login
+# commands every device; the simulator's speaks for all of them).
 # then prints the snippets for mosquitto.conf and outpost.yaml. Nothing is installed
 # for you: copy the files where the snippets say (the commands are printed too).
 set -euo pipefail
@@ -29,7 +34,7 @@ DAYS=825          # the longest validity clients such as Apple's accept for a se
 FORCE=0
 GATEWAY_USER=outpost
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^set -e/{/^set -e/d;p}' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case $1 in
     --out) OUT=$2; shift 2 ;;
@@ -45,11 +50,22 @@ while [ $# -gt 0 ]; do
 done
 for i in $(seq 1 "$COUNT"); do DEVICES+=("$PREFIX$i"); done
 if [ ${#HOSTS[@]} -eq 0 ]; then HOSTS=(localhost 127.0.0.1 "$(hostname)"); fi
+ACL=deploy/mosquitto/acl
+# Logins with rights of their own in the ACL (`user NAME` lines), and the gateway's.
+RESERVED=$(sed -n 's/^user[[:space:]]\{1,\}\([^[:space:]]*\).*/\1/p' "$ACL")
+RESERVED=$(printf '%s\n%s\n' "$GATEWAY_USER" "$RESERVED" | sort -u)
 for id in "${DEVICES[@]}"; do
   # The ACL puts the username in topics (%u); mosquitto refuses + # / there, and so do we.
   case $id in
     *[+#/:\ ]*|"") echo "device id '$id' cannot be a username (no + # / : or space)" >&2; exit 2 ;;
   esac
+  while IFS= read -r name; do
+    if [ "${id,,}" = "${name,,}" ]; then
+      echo "device id '$id' is reserved: $ACL gives the login '$name' rights beyond one" \
+           "device's topics; choose another id" >&2
+      exit 2
+    fi
+  done <<< "$RESERVED"
 done
 for tool in openssl mosquitto_passwd; do
   command -v "$tool" >/dev/null || { echo "$tool not found (apt-get install openssl mosquitto)" >&2; exit 1; }
@@ -97,16 +113,24 @@ cp "$OUT/ca/ca.crt" "$OUT/outpost/ca.crt"
 cp "$OUT/ca/ca.crt" "$OUT/mosquitto/ca.crt"
 
 # --- passwords: random, one file each, owner-only ----------------------------------------
+passwd=$OUT/mosquitto/outpost.passwd
+# add_login USER FILE: hash the password in FILE into $passwd. mosquitto_passwd reads it
+# (twice: password and confirmation) on its standard input; `printf` is a shell builtin,
+# so the password is in no process's arguments, which every local user can list (ps).
+add_login() {
+  local password
+  IFS= read -r password < "$2"
+  printf '%s\n%s\n' "$password" "$password" | mosquitto_passwd "$passwd" "$1" > /dev/null
+}
 secret > "$OUT/outpost/mqtt.pass"
 secret > "$OUT/outpost/api.token"
-passwd=$OUT/mosquitto/outpost.passwd
 : > "$passwd"
-mosquitto_passwd -b "$passwd" "$GATEWAY_USER" "$(cat "$OUT/outpost/mqtt.pass")"
+add_login "$GATEWAY_USER" "$OUT/outpost/mqtt.pass"
 for id in "${DEVICES[@]}"; do
   secret > "$OUT/devices/$id.pass"
-  mosquitto_passwd -b "$passwd" "$id" "$(cat "$OUT/devices/$id.pass")"
+  add_login "$id" "$OUT/devices/$id.pass"
 done
-cp deploy/mosquitto/acl "$OUT/mosquitto/outpost.acl"
+cp "$ACL" "$OUT/mosquitto/outpost.acl"
 chmod 600 "$OUT"/*/*
 chmod 644 "$OUT"/{ca,outpost,mosquitto}/ca.crt "$OUT"/mosquitto/broker.crt "$OUT"/outpost/gateway.crt
 
@@ -158,8 +182,10 @@ ${B}3. Devices${N}: each logs in with its device id and the password in $OUT/dev
   A device that speaks TLS gets ca.crt and port 8883 (it needs a client certificate there:
   sign one with ca/ca.key like outpost/gateway.crt, CN = device id). Add a device later:
     (umask 077; openssl rand -base64 24 > NEW-ID.pass)
-    sudo mosquitto_passwd -b /etc/mosquitto/outpost.passwd NEW-ID "\$(cat NEW-ID.pass)"
+    cat NEW-ID.pass NEW-ID.pass | sudo mosquitto_passwd /etc/mosquitto/outpost.passwd NEW-ID
     sudo systemctl reload mosquitto
+  (the password goes in on standard input: \`mosquitto_passwd -b\` would show it to
+  every local user in the process list). Device ids outpost and simulator are reserved.
 
   Keep $OUT/ca/ca.key off the gateway once you are done (it signs certificates).
 TEXT

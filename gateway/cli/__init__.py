@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from gateway.actions.rules_runtime import load_rule_files
 from gateway.cli import actions, device, events, record, status
@@ -21,6 +23,7 @@ from gateway.cli.common import load_config_or_report
 from gateway.cli.schema import write_schemas
 from gateway.config import security
 from gateway.logsetup import setup_logging
+from gateway.statedir import StateDirError, world_writable
 from rules.yamlsrc import SourceError
 from simulators import cli as simulate
 
@@ -38,6 +41,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     loaded = load_config_or_report(args)
     if loaded is None:
         return 2
+    # Everything the gateway creates (journal, outbox, their WAL files) is its user's
+    # alone, whatever umask it was started with (systemd sets one, a shell another).
+    os.umask(0o077)
     setup_logging(args.log_level or loaded.config.log_level, loaded.config.log_format)
     security.install_log_redaction(loaded.config)
     for warning in security.startup_warnings(loaded):
@@ -59,6 +65,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except SourceError as exc:  # invalid rule files: refuse to start
         print(exc, file=sys.stderr)
         return 2
+    except StateDirError as exc:  # another gateway holds state_dir, or it is unsafe
+        log.error("%s", exc)
+        return 2
     return 0
 
 
@@ -71,6 +80,10 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         ruleset, files = load_rule_files(cfg.rules)
     except SourceError as exc:
         print(exc, file=sys.stderr)
+        return 1
+    unsafe = world_writable(Path(cfg.state_dir))
+    if unsafe:
+        print(unsafe, file=sys.stderr)
         return 1
     for warning in security.startup_warnings(loaded):
         print(f"warning: {warning}", file=sys.stderr)

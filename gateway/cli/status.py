@@ -1,9 +1,11 @@
 """``outpost status``: a terminal summary of a running gateway, from its HTTP API.
 
 Finds the gateway like ``outpost command`` does (``http.listen`` and
-``http.token_file`` of ``-c FILE``), or at ``--url``. Exit codes: 0 the gateway
-answers and is healthy (broker connected, last InfluxDB write succeeded); 1 it
-answers but is degraded; 2 it cannot be reached or the config is invalid.
+``http.token_file`` of ``-c FILE``), or at ``--url``. The broker and InfluxDB
+each get their line, with the reason of the last failure while they fail.
+Exit codes: 0 the gateway answers and is healthy (broker connected, InfluxDB
+not failing: the last write succeeded, or none was needed yet); 1 it answers
+but is degraded; 2 it cannot be reached or the config is invalid.
 """
 
 from __future__ import annotations
@@ -44,6 +46,39 @@ def _value(v: Any) -> str:
     return "—" if v is None else str(v)
 
 
+def _broker(status: dict[str, Any], now: datetime) -> tuple[str, bool]:
+    """The MQTT line, and whether the broker is connected."""
+    broker = status.get("broker") or {
+        "state": "up" if status["mqtt_connected"] else "down", "target": None}
+    where = f" to {broker['target']}" if broker.get("target") else ""
+    if broker["state"] == "up":
+        return f"connected{where}", True
+    if broker["state"] == "unknown":
+        return f"connecting{where}", False
+    error = broker.get("last_error")
+    attempts, last = broker.get("failures") or 0, _ago(broker.get("last_error_at"), now)
+    detail = f": {error} ({attempts} failed attempts, the last {last})"
+    return f"NOT CONNECTED{where}" + (detail if error else ""), False
+
+
+def _influx(status: dict[str, Any], now: datetime) -> tuple[str, bool]:
+    """The InfluxDB state, and whether it is failing."""
+    influx = status.get("influx") or {"state": "up" if status["influx_up"] else "down"}
+    if influx["state"] == "up":
+        return "up", False
+    if influx["state"] == "unknown":
+        return "no write yet", False
+    error = influx.get("last_error")
+    since = f" since {_ago(influx.get('since'), now)}" if influx.get("since") else ""
+    return f"DOWN{since}" + (f": {error}" if error else ""), True
+
+
+def healthy(status: dict[str, Any]) -> bool:
+    """Broker connected and InfluxDB not failing (exit code 0 of ``outpost status``)."""
+    now = datetime.now(UTC)
+    return _broker(status, now)[1] and not _influx(status, now)[1]
+
+
 def render(
     base: str,
     status: dict[str, Any],
@@ -54,10 +89,9 @@ def render(
 ) -> str:
     now = now or datetime.now(UTC)
     lines = [f"Outpost {status['version']} at {base} — up {_duration(status['uptime_s'])}"]
-    mqtt = "connected" if status["mqtt_connected"] else "NOT CONNECTED"
-    influx = "up" if status["influx_up"] else "DOWN (no successful write yet, or failing)"
-    lines.append(f"  MQTT       {mqtt}")
-    lines.append(f"  InfluxDB   {influx}; {status['influx_buffered']} readings buffered")
+    lines.append(f"  MQTT       {_broker(status, now)[0]}")
+    lines.append(
+        f"  InfluxDB   {_influx(status, now)[0]}; {status['influx_buffered']} readings buffered")
     outbox = status.get("outbox")
     if outbox:
         where = "IN MEMORY ONLY (disk full?)" if outbox["degraded"] else "on disk"
@@ -117,7 +151,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         )
     else:
         print(render(api.base, status, devices, alerts, commands))
-    return 0 if status["mqtt_connected"] and status["influx_up"] else 1
+    return 0 if healthy(status) else 1
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from gateway.deadletter import DeadLetters
+from gateway.health import Health
 from gateway.influx.sink import InfluxSink, WriteError
 from gateway.logsetup import Throttled
 from gateway.metrics import Family, Metrics, Sample
@@ -106,6 +107,11 @@ class InfluxWriter:
         self._backfill_rate = backfill_rate
         self._auth_failing = False
         self._on_auth: OnAuth | None = None
+        self._health = Health("unknown", sink.describe())  # "unknown" until a write ends
+
+    def health(self) -> Health:
+        """InfluxDB's state as the writes found it, with the last failure's reason."""
+        return self._health
 
     @property
     def buffered(self) -> int:
@@ -253,6 +259,7 @@ class InfluxWriter:
         """Count a failed write; returns the wait before the next one (also kept for backfill)."""
         self._metrics.influx_errors.labels(exc.kind).inc()
         self.last_write_ok = False
+        self._health = self._health.failed(f"{exc.kind}: {exc}", time.time_ns())
         if self.healthy and self._outbox is not None:
             log.error(
                 "InfluxDB write failed (%s): %s; readings go to the outbox until it "
@@ -271,6 +278,7 @@ class InfluxWriter:
 
     def _succeeded(self) -> None:
         self._backoff.reset()
+        self._health = self._health.succeeded(time.time_ns())
         if not self.healthy:
             log.info("InfluxDB writes succeed again")
         self.healthy = True

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from gateway.config.schema import Config
+from gateway.health import Health
 from gateway.metrics import Family, Metrics, Sample
 
 Deliver = Callable[[str, bytes, Any], None]
@@ -39,6 +40,10 @@ class Source(Protocol):
     """The source's levels, read at scrape time from :meth:`samples`."""
 
     def samples(self) -> Iterable[Sample]: ...
+
+    def health(self) -> Health:
+        """The connection's state and the reason of its last failure, for the status."""
+        ...
 
     def start(self, deliver: Deliver) -> None: ...
 

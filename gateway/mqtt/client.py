@@ -12,6 +12,7 @@ import socket
 import ssl
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -20,9 +21,34 @@ from gateway.config.schema import MqttConfig
 log = logging.getLogger("outpost.mqtt")
 
 
-def make_client(cfg: MqttConfig, client_id: str, *, manual_ack: bool = False) -> mqtt.Client:
+class Client(mqtt.Client):
+    """paho's client, keeping why the last connection attempt failed.
+
+    paho retries a failed attempt (refused, DNS, TLS) by itself and tells
+    ``on_connect_fail`` only *that* it failed; the reason is here, in
+    :attr:`connect_error`, when that callback runs.
+    """
+
+    connect_error: OSError | None = None
+
+    def reconnect(self) -> MQTTErrorCode:
+        try:
+            result = super().reconnect()
+        except OSError as exc:
+            self.connect_error = exc
+            raise
+        self.connect_error = None
+        return result
+
+
+def reconnect_delays(cfg: MqttConfig) -> tuple[int, int]:
+    """paho's shortest and longest wait between attempts (whole seconds, at least 1)."""
+    return max(1, round(cfg.reconnect_min)), max(1, round(cfg.reconnect_max))
+
+
+def make_client(cfg: MqttConfig, client_id: str, *, manual_ack: bool = False) -> Client:
     """A paho client with the credentials and TLS settings of ``cfg`` (no connection yet)."""
-    client = mqtt.Client(
+    client = Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5,
@@ -44,9 +70,8 @@ def make_client(cfg: MqttConfig, client_id: str, *, manual_ack: bool = False) ->
                 "network path can impersonate the broker"
             )
             client.tls_insecure_set(True)
-    client.reconnect_delay_set(
-        min_delay=max(1, round(cfg.reconnect_min)), max_delay=max(1, round(cfg.reconnect_max))
-    )
+    shortest, longest = reconnect_delays(cfg)
+    client.reconnect_delay_set(min_delay=shortest, max_delay=longest)
     client.on_socket_open = _no_delay
     return client
 

@@ -13,7 +13,6 @@ unacknowledged outbound messages, and the broker keeps what arrived for us.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections.abc import Callable, Iterable
 
@@ -22,9 +21,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config.schema import MqttConfig
+from gateway.health import Health
 from gateway.mqtt.client import connect_persistent, make_client
-
-log = logging.getLogger("outpost.mqtt")
+from gateway.mqtt.watch import ConnectionWatch
 
 Handler = Callable[[str, bytes], None]
 
@@ -36,15 +35,20 @@ class MqttLink:
         self._subscriptions: dict[str, list[Handler]] = {}
         self._lock = threading.Lock()
         self.connected = threading.Event()
+        self._watch = ConnectionWatch(cfg, "link")
         self.client = make_client(cfg, f"{cfg.client_id}-link")
         # Far more than the default 20: a burst of alerts must not wait on PUBACKs.
         self.client.max_inflight_messages_set(1000)
         self.client.on_connect = self._on_connect
+        self._watch.attach(self.client)
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
 
     def start(self) -> None:
         connect_persistent(self.client, self._cfg)
+
+    def health(self) -> Health:
+        return self._watch.health()
 
     def stop(self) -> None:
         self.client.disconnect()
@@ -75,8 +79,9 @@ class MqttLink:
         properties: Properties | None,
     ) -> None:
         if reason.is_failure:
-            log.error("broker refused the link connection: %s", reason)
+            self._watch.refused(reason)
             return
+        self._watch.connected(client)
         with self._lock:
             filters = list(self._subscriptions)
         if filters:
@@ -91,6 +96,7 @@ class MqttLink:
         reason: mqtt.ReasonCode,
         properties: Properties | None,
     ) -> None:
+        self._watch.closed(reason, was_connected=self.connected.is_set())
         self.connected.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:

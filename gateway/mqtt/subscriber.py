@@ -31,9 +31,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config.schema import Config, MqttConfig
+from gateway.health import Health
 from gateway.ingest.source import Deliver, register_source
 from gateway.metrics import Family, Metrics, Sample
 from gateway.mqtt.client import connect_persistent, make_client
+from gateway.mqtt.watch import ConnectionWatch
 
 log = logging.getLogger("outpost.mqtt")
 
@@ -76,9 +78,11 @@ class MqttSource:
         # (the event loop), each counter written by one thread only.
         self._received = self._received_base = 0
         self._acked = self._acked_base = 0
+        self._watch = ConnectionWatch(cfg, "ingest")
         self.client = make_client(cfg, cfg.client_id, manual_ack=True)
         self.client.will_set(status_topic, "offline", qos=1, retain=True)
         self.client.on_connect = self._handle_connect
+        self._watch.attach(self.client)
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
 
@@ -92,6 +96,9 @@ class MqttSource:
         unacked = (self._received - self._received_base) - (self._acked - self._acked_base)
         yield "outpost_mqtt_connected", (), 1.0 if self.connected else 0.0
         yield "outpost_mqtt_unacked_messages", (), float(max(0, unacked))
+
+    def health(self) -> Health:
+        return self._watch.health()
 
     def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -143,8 +150,9 @@ class MqttSource:
         properties: Properties | None,
     ) -> None:
         if reason.is_failure:
-            log.error("broker refused the connection: %s", reason)
+            self._watch.refused(reason)
             return
+        self._watch.connected(client)
         self._generation += 1
         # Unacknowledged messages of the last connection come again under new ids.
         self._received_base, self._acked_base = self._received, self._acked
@@ -178,8 +186,7 @@ class MqttSource:
         self._connected.clear()
         if was and self._on_state is not None:
             self._on_state(False)
-        if was and reason.is_failure:
-            log.warning("lost the broker connection (%s); reconnecting", reason)
+        self._watch.closed(reason, was_connected=was)
 
     def _handle_message(
         self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
+from gateway.health import Health
 from gateway.journal import Entry
 from gateway.status.live import LiveState
 
@@ -70,6 +71,10 @@ class StatusModel:
     rules: RulesReadout
     journal: JournalReadout
     source_connected: Callable[[], bool]
+    broker_health: Callable[[], dict[str, Health]]
+    """Each broker connection by name (``ingest``, ``link``): state and last error."""
+    influx_health: Callable[[], Health]
+    """InfluxDB as the writes found it: state and last error."""
     writer_buffered: Callable[[], int]
     pipeline_pending: Callable[[], int]
     has_outbox: bool

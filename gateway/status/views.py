@@ -12,6 +12,7 @@ import importlib.metadata
 import time
 from typing import Any
 
+from gateway.health import Health
 from gateway.status.live import NS, LiveState
 from gateway.status.model import StatusModel
 from rules import rfc3339
@@ -192,6 +193,8 @@ def health(model: StatusModel, live: LiveState, stream_clients: int = 0) -> dict
         "uptime_s": round((time.time_ns() - STARTED_NS) / NS, 1),
         "mqtt_connected": model.source_connected(),
         "influx_up": bool(totals["outpost_influx_up"]),
+        "broker": broker(model.broker_health()),  # state and last error of each, apart
+        "influx": model.influx_health().to_json(),
         "influx_buffered": model.writer_buffered(),
         "pipeline_pending": model.pipeline_pending(),
         "readings": readings,
@@ -203,6 +206,23 @@ def health(model: StatusModel, live: LiveState, stream_clients: int = 0) -> dict
         "deadletters": int(totals["outpost_deadletters_total"]),
         "stream_clients": stream_clients,
         "outbox": outbox,  # the disk outbox, None if off
+    }
+
+
+def broker(connections: dict[str, Health]) -> dict[str, Any]:
+    """The broker as the gateway's connections to it find it: ``up`` when all are,
+    ``down`` when one is, with the newest failure of any, and each connection apart."""
+    states = {h.state for h in connections.values()}
+    state = "down" if "down" in states else "up" if states == {"up"} else "unknown"
+    failed = [h for h in connections.values() if h.last_error_ns is not None]
+    newest = max(failed, key=lambda h: h.last_error_ns or 0, default=None)
+    return {
+        "state": state,
+        "target": next((h.target for h in connections.values()), None),
+        "last_error": newest.last_error if newest else None,
+        "last_error_at": rfc3339(newest.last_error_ns) if newest else None,
+        "failures": max((h.failures for h in connections.values()), default=0),
+        "connections": {name: h.to_json() for name, h in connections.items()},
     }
 
 

@@ -32,7 +32,9 @@ def test_truncated_outbox_recovers_complete_records_counts_the_rest_and_runs(sta
 def small_state_dir(tmp_path: Path) -> Iterator[Path]:
     mountpoint = tmp_path / "small-state"
     mountpoint.mkdir()
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(mountpoint)],
+    # mode=0700: a tmpfs is world-writable (1777) by default, and the gateway refuses that.
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M,mode=0700", "tmpfs",
+                            str(mountpoint)],
                            capture_output=True, text=True, check=False)
     if mount.returncode != 0:
         pytest.fail(f"cannot mount a tmpfs for the full-disk scenario (root needed): "

@@ -102,7 +102,8 @@ def test_compose_gives_each_login_its_password_from_one_variable() -> None:
     exe = shutil.which("docker-compose")
     assert exe, "docker-compose not installed (apt-get install docker-compose)"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")}
-    env |= {"MQTT_GATEWAY_PASSWORD": "gw-from-env", "MQTT_SIMULATOR_PASSWORD": "sim-from-env"}
+    env |= {"MQTT_GATEWAY_PASSWORD": "gw-from-env", "MQTT_SIMULATOR_PASSWORD": "sim-from-env",
+            "INFLUX_TOKEN": "t", "INFLUX_PASSWORD": "p", "GRAFANA_PASSWORD": "g"}
     result = subprocess.run([exe, "-f", str(REPO / "docker-compose.yml"), "config"], cwd=REPO,
                             env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
@@ -113,7 +114,7 @@ def test_compose_gives_each_login_its_password_from_one_variable() -> None:
     assert broker["MQTT_SIMULATOR_PASSWORD"] == services["simulator"]["environment"][
         "MQTT_PASSWORD"] == "sim-from-env"
     start = (REPO / "deploy/compose/mosquitto-start.sh").read_text()
-    assert 'mosquitto_passwd -b "$file" outpost "$MQTT_GATEWAY_PASSWORD"' in start
-    assert 'mosquitto_passwd -b "$file" simulator "$MQTT_SIMULATOR_PASSWORD"' in start
+    assert 'add_login outpost "$MQTT_GATEWAY_PASSWORD"' in start
+    assert 'add_login simulator "$MQTT_SIMULATOR_PASSWORD"' in start
     assert subprocess.run(["sh", "-n", str(REPO / "deploy/compose/mosquitto-start.sh")],
                           check=False).returncode == 0

@@ -1,10 +1,16 @@
-"""scripts/secure-setup.sh (`make secure`): what it makes works, and only its owner reads
-the secrets."""
+"""scripts/secure-setup.sh (`make secure`): what it makes works, only its owner reads the
+secrets, no password is ever in a process's arguments, and reserved logins are refused."""
 
 from __future__ import annotations
 
+import os
+import re
 import stat
 import subprocess
+import threading
+from pathlib import Path
+
+import pytest
 
 from gateway.config.schema import MqttConfig
 from tests.security.conftest import ACL, REPO
@@ -14,9 +20,88 @@ from tests.services import Mosquitto
 SCRIPT = REPO / "scripts" / "secure-setup.sh"
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=60,
-                          check=False)
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=120,
+                          check=False, env=env)
+
+
+class ArgvSampler(threading.Thread):
+    """What ``ps -ef`` shows every local user: each process's arguments, read from
+    ``/proc/PID/cmdline`` again and again until stopped."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.seen: set[bytes] = set()
+        self.rounds = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            for pid in os.listdir("/proc"):
+                if pid.isdigit():
+                    try:
+                        with open(f"/proc/{pid}/cmdline", "rb") as f:
+                            self.seen.add(f.read())
+                    except OSError:
+                        continue  # the process ended meanwhile
+            self.rounds += 1
+
+    def stop(self) -> set[bytes]:
+        self._stop_event.set()
+        self.join()
+        return self.seen
+
+
+# The tools the script runs, each held 0.2 s before it starts, so the sampler (a round
+# of /proc takes a few ms) sees the arguments of every single call.
+SLOWED = ("mosquitto_passwd", "openssl", "cat", "cp", "chmod", "mkdir", "rm", "tr", "cut",
+          "sed", "sort")
+
+
+def _slowed_path(folder: Path) -> str:
+    folder.mkdir()
+    for tool in SLOWED:
+        real = subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        shim = folder / tool
+        shim.write_text(f'#!/bin/sh\nsleep 0.2\nexec {real} "$@"\n')
+        shim.chmod(0o755)
+    return f"{folder}:{os.environ['PATH']}"
+
+
+def test_no_password_is_ever_in_a_process_argument_list(tmp_path) -> None:
+    out = tmp_path / "secure"
+    env = {**os.environ, "PATH": _slowed_path(tmp_path / "bin")}
+    sampler = ArgvSampler()
+    sampler.start()
+    try:
+        result = _run("--out", str(out), "--host", "localhost", "--devices", "3", env=env)
+    finally:
+        seen = sampler.stop()
+    assert result.returncode == 0, result.stderr
+    assert sampler.rounds > 100, sampler.rounds
+    assert any(b"mosquitto_passwd" in argv for argv in seen)  # the sampler saw the tool run
+    secrets = [f.read_bytes().strip() for f in (out / "outpost/mqtt.pass",
+                                                 out / "outpost/api.token",
+                                                 *sorted((out / "devices").glob("*.pass")))]
+    assert len(secrets) == 5 and all(len(s) >= 24 for s in secrets)
+    leaks = [argv.replace(b"\0", b" ").decode(errors="replace")
+             for argv in seen for secret in secrets if secret in argv]
+    assert leaks == []
+
+
+def _acl_users() -> list[str]:
+    return re.findall(r"^user\s+(\S+)", ACL.read_text(), re.MULTILINE)
+
+
+@pytest.mark.parametrize("device", [*_acl_users(), "Outpost"])
+def test_reserved_logins_are_refused_as_device_ids(tmp_path, device: str) -> None:
+    assert {"outpost", "simulator"} <= set(_acl_users())
+    out = tmp_path / "secure"
+    result = _run("--out", str(out), "--device", "gh-1", "--device", device)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"device id '{device}' is reserved" in result.stderr
+    assert not out.exists()  # refused before anything was written
 
 
 def test_secure_setup_makes_a_working_locked_down_install(tmp_path) -> None:

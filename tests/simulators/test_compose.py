@@ -14,6 +14,9 @@ from gateway.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
+# docker-compose.yml has no default secrets: compose refuses to start without these.
+SECRETS = {"INFLUX_TOKEN": "t", "INFLUX_PASSWORD": "p", "MQTT_GATEWAY_PASSWORD": "m",
+           "MQTT_SIMULATOR_PASSWORD": "s", "GRAFANA_PASSWORD": "g"}
 
 
 def compose() -> dict[str, Any]:
@@ -27,6 +30,7 @@ def test_docker_compose_accepts_the_file() -> None:
     result = subprocess.run(
         [exe, "-f", str(COMPOSE), "config", "-q"],
         cwd=REPO,
+        env={**os.environ, **SECRETS},
         capture_output=True,
         text=True,
         timeout=60,
@@ -41,7 +45,7 @@ def test_one_token_variable_reaches_influxdb_and_the_gateway() -> None:
     result = subprocess.run(
         [exe, "-f", str(COMPOSE), "config"],
         cwd=REPO,
-        env={**env, "INFLUX_TOKEN": "t0ken-from-env", "INFLUX_BUCKET": "b"},
+        env={**env, **SECRETS, "INFLUX_TOKEN": "t0ken-from-env", "INFLUX_BUCKET": "b"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -75,7 +79,10 @@ def test_influxdb_is_initialised_from_the_environment_with_defaults() -> None:
     assert env["DOCKER_INFLUXDB_INIT_MODE"] == "setup"
     for key in ("USERNAME", "PASSWORD", "ORG", "BUCKET", "ADMIN_TOKEN"):
         assert env[f"DOCKER_INFLUXDB_INIT_{key}"].startswith("${"), key
+    for key in ("USERNAME", "ORG", "BUCKET"):
         assert ":-" in env[f"DOCKER_INFLUXDB_INIT_{key}"], key
+    for key in ("PASSWORD", "ADMIN_TOKEN"):  # secrets: no default, compose refuses without
+        assert ":?" in env[f"DOCKER_INFLUXDB_INIT_{key}"], key
 
 
 def test_mounted_files_exist() -> None:

@@ -86,12 +86,21 @@ function render() {
   for (const item of d) if (item.startsWith("reading:")) renderReading(item.slice(8));
 }
 
+// The tooltip of a connection's pill: what it is, and why it last failed.
+function lastError(what, c) {
+  return c && c.last_error ? what + " — last error " + ago(c.last_error_at) + ": " + c.last_error : what;
+}
+
+// InfluxDB's pill: up, down, or not known yet (nothing written since the start).
+const INFLUX = { up: ["ok", "InfluxDB up"], down: ["bad", "InfluxDB down"], unknown: ["", "InfluxDB: no write yet"] };
+
 function renderHealth() {
   const x = S.health, el = $("health");
   const pill = (cls, text, title) => h("span", { class: "pill " + cls, title }, text);
   el.replaceChildren(...[
-    pill(x.mqtt_connected ? "ok" : "bad", x.mqtt_connected ? "MQTT connected" : "MQTT down", "broker connection"),
-    pill(x.influx_up ? "ok" : "bad", x.influx_up ? "InfluxDB up" : "InfluxDB down", "last write to InfluxDB"),
+    pill(x.mqtt_connected ? "ok" : "bad", x.mqtt_connected ? "MQTT connected" : "MQTT down",
+      lastError("broker connection", x.broker)),
+    pill(...INFLUX[x.influx ? x.influx.state : "unknown"], lastError("writes to InfluxDB", x.influx)),
     pill(x.influx_buffered > 10000 ? "warn" : "", "buffered " + (x.influx_buffered ?? 0), "readings waiting for InfluxDB"),
     x.outbox ? pill(x.outbox.degraded ? "bad" : x.outbox.readings ? "warn" : "",
       x.outbox.degraded ? "outbox in memory only" : "outbox " + x.outbox.readings +
