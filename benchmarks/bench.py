@@ -13,6 +13,7 @@ section Benchmarks.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -138,20 +139,25 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="outpost-bench-"))
-    started = time.monotonic()
+    started, load = time.monotonic(), os.getloadavg()[0]
     with Rig(workdir) as rig:
         bench = Bench(rig, args)
-        bench.sustained() if args.sustained else bench.standard()
+        if args.sustained:
+            bench.sustained()
+        else:
+            bench.standard()
     fill_ratios(bench.rows)
     print()
     print(table(bench.rows))
     print("\n".join(bench.notes))
     print(
         f"\n{args.count:,} readings per throughput row, {time.strftime('%Y-%m-%d %H:%M')}, "
-        f"{time.monotonic() - started:.0f} s in all"
+        f"{time.monotonic() - started:.0f} s in all; load average {load:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end, {os.cpu_count()} CPUs"
     )
     if args.json:
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        settings["load_average_at_start"] = load
         save(args.json, bench.rows, settings, bench.notes)
     lost = [r.id for r in bench.rows if r.lost]
     if lost:

@@ -1,21 +1,22 @@
 """Reading → alert and reading → command latency while the gateway carries a paced load.
 
 The publisher (``--triggers``) sends one message every 20 ms to a trigger device
-``trig-00`` … ``trig-49``, alternately hot (99) and cool (21). One rule without ``for``
-fires on a hot reading and resolves on a cool one, and commands the device itself. In
-this process, on the same wall clock as the publisher's send times:
+``trig-00`` … ``trig-49``, alternately hot (above 100, a different value each time) and
+cool (21). One rule without ``for`` fires on a hot reading and resolves on a cool one,
+and commands the device itself. In this process, on the same wall clock as the
+publisher's send times:
 
-- an alert watcher subscribed to ``outpost/alerts/#`` notes each ``firing`` event;
-- the trigger devices, one client subscribed to ``devices/+/set``, note each command and
-  acknowledge it as an ``outpost``-convention device does (``devices/<id>/ack``).
+- an alert watcher subscribed to ``outpost/alerts/#`` notes each ``firing`` event; its
+  ``value`` names the hot reading that fired it;
+- the trigger devices, one client subscribed to ``devices/+/set``, note each new command
+  id and acknowledge it as an ``outpost``-convention device does (``devices/<id>/ack``);
+  a device's n-th command answers its n-th hot reading (each firing commands once).
 
-A hot reading's delay is to the first firing event (command) of its device after it and
-before the device's next hot reading; none there counts as missing.
+A hot reading whose alert or command never came is counted as missing.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import math
 import threading
@@ -56,8 +57,9 @@ class Watcher:
 
     def __init__(self, rig: Rig, name: str) -> None:
         self.rig = rig
-        self.alerts: dict[str, list[float]] = defaultdict(list)
-        self.commands: dict[str, list[float]] = defaultdict(list)
+        self.alerts: dict[int, float] = {}  # hot value → when its firing event came
+        self.commands: dict[str, list[float]] = defaultdict(list)  # device → new ids' times
+        self._command_ids: set[str] = set()
         self._lock = threading.Lock()
         self.clients = [
             self._client(f"bench-{name}-alerts", "outpost/alerts/#", self._on_alert),
@@ -78,14 +80,16 @@ class Watcher:
         event = json.loads(msg.payload)
         if event["state"] == "firing":
             with self._lock:
-                self.alerts[event["device"]].append(now)
+                self.alerts.setdefault(round(event["value"]), now)
 
     def _on_command(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         now = time.time()
         device = msg.topic.split("/")[1]
-        with self._lock:
-            self.commands[device].append(now)
         command_id = json.loads(msg.payload)["id"]
+        with self._lock:
+            if command_id not in self._command_ids:  # not a retry
+                self._command_ids.add(command_id)
+                self.commands[device].append(now)
         client.publish(f"devices/{device}/ack", json.dumps({"id": command_id, "ok": True}), 1)
 
     def wait(self, expected: int, idle: float = 5.0) -> None:
@@ -93,7 +97,7 @@ class Watcher:
         last, changed = -1, time.monotonic()
         while time.monotonic() - changed < idle:
             with self._lock:
-                got = [sum(map(len, seen.values())) for seen in (self.alerts, self.commands)]
+                got = [len(self.alerts), len(self._command_ids)]
             if min(got) >= expected:
                 return
             if sum(got) != last:
@@ -106,18 +110,21 @@ class Watcher:
             client.loop_stop()
 
 
-def delays_ms(hot: list[tuple[str, float]], seen: dict[str, list[float]]) -> list[float | None]:
-    """For each hot reading: ms until its device's first event after it (and before its
-    next hot reading), or None."""
-    by_device: dict[str, list[float]] = defaultdict(list)
-    for device, sent in hot:
-        by_device[device].append(sent)
+def alert_delays(hot: list[tuple[str, int, float]], alerts: dict[int, float]) -> list[float | None]:
+    """ms from each hot reading to the firing event carrying its value (None: none came)."""
+    return [(alerts[value] - sent) * 1000 if value in alerts else None for _, value, sent in hot]
+
+
+def command_delays(
+    hot: list[tuple[str, int, float]], commands: dict[str, list[float]]
+) -> list[float | None]:
+    """ms from each hot reading to its device's command of the same rank (None: none came)."""
+    rank: dict[str, int] = defaultdict(int)
     out: list[float | None] = []
-    for device, sent in hot:
-        times, own = seen.get(device, []), by_device[device]
-        following = own[bisect.bisect_right(own, sent)] if own[-1] > sent else math.inf
-        i = bisect.bisect_left(times, sent)
-        out.append((times[i] - sent) * 1000 if i < len(times) and times[i] < following else None)
+    for device, _, sent in hot:
+        times, n = commands.get(device, []), rank[device]
+        rank[device] += 1
+        out.append((times[n] - sent) * 1000 if n < len(times) else None)
     return out
 
 
@@ -181,9 +188,11 @@ def run(rig: Rig, name: str, rate: float, seconds: float) -> Result:
             watcher.wait(expected=len(sent["hot"]))
         finally:
             watcher.close()
-    hot = [(device, t) for device, t in sent["hot"]]
+    hot = [(device, value, t) for device, value, t in sent["hot"]]
     samples = Samples(
-        [t for _, t in hot], delays_ms(hot, watcher.alerts), delays_ms(hot, watcher.commands)
+        [t for _, _, t in hot],
+        alert_delays(hot, watcher.alerts),
+        command_delays(hot, watcher.commands),
     )
     return Result(sent, stored, done, usage, watch.rss, samples)
 

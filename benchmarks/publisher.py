@@ -15,12 +15,13 @@ Messages, for i = 0 … N-1 and device ``bench-NNNN`` = i mod devices:
 - ``json``: ``zigbee2mqtt/bench-NNNN`` → a Zigbee2MQTT-like state with 5 numeric fields.
 
 With ``--triggers`` (value only) one message every 20 ms goes to a trigger device
-``trig-00`` … ``trig-49`` instead, in turn, alternately ``99`` (hot) and ``21`` (cool):
-each trigger device turns hot every 2 s. The wall-clock send time of each hot message is
-reported, for latency measured by another process on the same clock.
+``trig-00`` … ``trig-49`` instead, in turn, alternately hot and cool (``21``): each
+trigger device turns hot every 2 s. A hot value is 100 + the number of hot messages
+before it, so each names its reading; the wall-clock send time of each is reported, for
+latency measured by another process on the same clock.
 
 Prints one JSON object: ``start`` and ``end`` (wall clock, s), ``sent``, ``acked``
-(QoS 1) and ``hot`` (``[[device, time], …]``).
+(QoS 1) and ``hot`` (``[[device, value, time], …]``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ CHUNK = 1000  # packets per sendall in a burst
 TICK = 0.001  # s, the shortest pause of a paced publisher
 JSON_FIELDS = ("temperature", "humidity", "pressure", "battery", "linkquality")
 
-Message = tuple[str, bytes, str | None]  # topic, payload, the device if a hot trigger
+Hot = tuple[str, int]  # a hot trigger message: device, value
+Message = tuple[str, bytes, Hot | None]  # topic, payload
 
 
 def _string(text: str) -> bytes:
@@ -83,17 +85,18 @@ def json_message(i: int, devices: int) -> tuple[str, bytes]:
 
 
 class Triggers:
-    """Which message indexes go to a trigger device, and whether it is a hot one."""
+    """Which message indexes go to a trigger device, and with which value."""
 
     def __init__(self, rate: float) -> None:
         self.every = max(1, round(rate * TRIGGER_PERIOD))
 
-    def at(self, i: int) -> tuple[str, bool] | None:
+    def at(self, i: int) -> tuple[str, int] | None:
         if i % self.every != self.every // 2:
             return None
         turn = i // self.every
-        device = f"trig-{turn % TRIGGER_DEVICES:02d}"
-        return device, (turn // TRIGGER_DEVICES) % 2 == 0
+        rounds, k = divmod(turn, TRIGGER_DEVICES)
+        hot_before = (rounds + 1) // 2 * TRIGGER_DEVICES + (k if rounds % 2 == 0 else 0)
+        return f"trig-{k:02d}", 100 + hot_before if rounds % 2 == 0 else 21
 
 
 class Publisher:
@@ -134,15 +137,14 @@ class Publisher:
 
 
 def messages(kind: str, count: int, devices: int, triggers: Triggers | None) -> Iterator[Message]:
-    """(topic, payload, hot device or None) for each message index."""
     make = value_message if kind == "value" else json_message
     for i in range(count):
         trig = triggers.at(i) if triggers else None
         if trig is None:
             yield (*make(i, devices), None)
         else:
-            device, hot = trig
-            yield f"bench/{device}/temperature", b"99" if hot else b"21", device if hot else None
+            device, value = trig
+            yield f"bench/{device}/temperature", str(value).encode(), trig if value > 50 else None
 
 
 def encode_chunks(stream: Iterator[Message], qos: int) -> list[bytes]:
@@ -156,28 +158,28 @@ def encode_chunks(stream: Iterator[Message], qos: int) -> list[bytes]:
 
 def paced(
     pub: Publisher, stream: Iterator[Message], rate: float, start: float
-) -> list[tuple[str, float]]:
-    """Message i written at ``start + i / rate`` or soon after; (device, time written)
-    of each hot message."""
-    hot: list[tuple[str, float]] = []
+) -> list[tuple[str, int, float]]:
+    """Message i written at ``start + i / rate`` or soon after; (device, value, time
+    written) of each hot message."""
+    hot: list[tuple[str, int, float]] = []
     chunk: list[bytes] = []
-    hot_in_chunk: list[str] = []
-    for i, (topic, payload, hot_device) in enumerate(stream):
+    hot_in_chunk: list[Hot] = []
+    for i, (topic, payload, trig) in enumerate(stream):
         chunk.append(publish_packet(topic, payload, pub.qos, i % 65535 + 1))
-        if hot_device:
-            hot_in_chunk.append(hot_device)
+        if trig:
+            hot_in_chunk.append(trig)
         next_due = start + (i + 1) / rate
         if time.time() < next_due:
             now = time.time()
             pub.sock.sendall(b"".join(chunk))
-            hot += [(device, now) for device in hot_in_chunk]
+            hot += [(device, value, now) for device, value in hot_in_chunk]
             chunk, hot_in_chunk = [], []
             # At least a tick: at thousands of messages/s one write per message would
             # cost the publisher more CPU than the packets themselves.
             time.sleep(max(next_due - time.time(), TICK))
     now = time.time()
     pub.sock.sendall(b"".join(chunk))
-    return hot + [(device, now) for device in hot_in_chunk]
+    return hot + [(device, value, now) for device, value in hot_in_chunk]
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
@@ -185,7 +187,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     pub.expect_acks(args.count)
     triggers = Triggers(args.rate) if args.triggers and args.rate else None
     stream = messages(args.kind, args.count, args.devices, triggers)
-    hot: list[tuple[str, float]] = []
+    hot: list[tuple[str, int, float]] = []
     if args.rate:
         start = time.time()
         hot = paced(pub, stream, args.rate, start)

@@ -108,26 +108,25 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> dict[str, Any]:
-    def version(*command: str) -> str:
-        try:
-            out = subprocess.run(command, capture_output=True, text=True, timeout=10)
-        except OSError:
-            return "?"
-        return (
-            (out.stdout or out.stderr).strip().splitlines()[0]
-            if (out.stdout or out.stderr)
-            else "?"
-        )
+def first_line(*command: str) -> str:
+    """The first line a command prints (a version), or "?"."""
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0] if lines else "?"
 
+
+def machine() -> dict[str, Any]:
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "cpus": os.cpu_count(),
         "load_average_at_end": os.getloadavg(),
         "python": platform.python_version(),
         "kernel": platform.release(),
-        "mosquitto": version("mosquitto", "-h"),
-        "influxd": version("influxd", "version"),
+        "mosquitto": first_line("mosquitto", "-h"),
+        "influxd": first_line("influxd", "version"),
     }
 
 
