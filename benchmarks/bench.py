@@ -35,13 +35,14 @@ class Bench:
 
     def __init__(self, rig: Rig, args: argparse.Namespace) -> None:
         self.rig, self.args = rig, args
+        self.wanted = set(args.rows.split(",")) if args.rows else None
         self.rows: list[Row] = []
         self.notes: list[str] = []
 
-    def measure(self, step: Callable[..., Row], *args: Any, **options: Any) -> Row:
-        """``step(rig, *args, **options)``, its row added and announced on stderr."""
+    def measure(self, step: Callable[..., Row], id: str, *args: Any, **options: Any) -> Row:
+        """``step(rig, id, *args, **options)``, its row added and announced on stderr."""
         t0 = time.monotonic()
-        row = step(self.rig, *args, **options)
+        row = step(self.rig, id, *args, **options)
         self.rows.append(row)
         print(
             f"{row.id} {row.name}: {row.rate:,.0f} msg/s, {row.lost:,} lost "
@@ -50,9 +51,15 @@ class Bench:
         )
         return row
 
+    def optional(self, step: Callable[..., Row], id: str, *args: Any, **options: Any) -> Row | None:
+        """:meth:`measure`, unless --rows leaves the row out."""
+        if self.wanted is None or id in self.wanted:
+            return self.measure(step, id, *args, **options)
+        return None
+
     def standard(self) -> None:
         """Every row of ``make bench`` (and D1 with --disk)."""
-        m, n, args = self.measure, self.args.count, self.args
+        m, n, args = self.optional, self.args.count, self.args
         m(baselines.mosquitto_sub, "B1", "mosquitto_sub (C), MQTT 3.1.1", n, vs="B2")
         m(baselines.paho, "B2", "raw paho, MQTT 3.1.1", n, vs="B2")
         m(baselines.paho, "B3", "raw paho, MQTT 5", n, protocol="5", vs="B2")
@@ -64,8 +71,9 @@ class Bench:
         rules = {"rules": [str(cases.write_rules(self.rig.workdir))]}
         name = "gateway, 100 rules (10 match each)"
         with_rules = m(cases.throughput, "G4", name, n, extra=rules, vs="B2")
-        with_rules.figures["ratio_to_no_rules"] = with_rules.rate / no_rules.rate
-        with_rules.notes = f"{with_rules.rate / no_rules.rate:.2f} of G1 (no rules, same run)"
+        if no_rules and with_rules:
+            with_rules.figures["ratio_to_no_rules"] = with_rules.rate / no_rules.rate
+            with_rules.notes = f"{with_rules.rate / no_rules.rate:.2f} of G1 (no rules, same run)"
         name = f"gateway, {args.latency_rate:,.0f}/s offered, 1 rule + command"
         m(latency.row, "G5", name, args.latency_rate, args.latency_seconds, vs="B2")
         self.budget(n // 4)
@@ -74,24 +82,26 @@ class Bench:
 
     def budget(self, n: int) -> None:
         """B6 and G6: raw paho and the gateway each held to a quarter of one core."""
+        if self.wanted is not None and not self.wanted & {"B6", "G6"}:
+            return
         try:
             with CpuLimit(BUDGET) as limit:
                 self.notes.append(f"1/4 core: a cgroup with {limit.setting}, joined once ready.")
                 name = "raw paho, MQTT 3.1.1, 1/4 core"
-                self.measure(baselines.paho, "B6", name, n, vs="B2", limit=limit)
+                self.optional(baselines.paho, "B6", name, n, vs="B2", limit=limit)
                 name = "gateway, value readings, 1/4 core"
-                self.measure(cases.throughput, "G6", name, n, vs="B6", limit=limit)
+                self.optional(cases.throughput, "G6", name, n, vs="B6", limit=limit)
         except CpuLimitUnavailable as exc:
             self.notes.append(f"B6 and G6 (a quarter of one core) SKIPPED: {exc}")
 
     def sustained(self) -> None:
         """G1 (the maximum), S1 (80 % of it for --sustained minutes), D1 (disk writes)."""
-        m, args = self.measure, self.args
-        peak = m(cases.throughput, "G1", "gateway, value readings", args.count, vs="G1")
+        args = self.args
+        peak = self.measure(cases.throughput, "G1", "gateway, value readings", args.count, vs="G1")
         rate, seconds = 0.8 * peak.rate, args.sustained * 60
         name = f"gateway, 80 % of G1 for {args.sustained:g} min, 1 rule + command"
-        held = m(sustained.sustained, "S1", name, rate, seconds, args.window, vs="G1")
-        m(sustained.disk, "D1", args.window, vs="G1")
+        held = self.measure(sustained.sustained, "S1", name, rate, seconds, args.window, vs="G1")
+        self.measure(sustained.disk, "D1", args.window, vs="G1")
         self.notes.append(f"\nS1, its first and last {args.window:g} s:\n")
         self.notes.append(sustained.window_table(held))
 
@@ -135,6 +145,11 @@ def main() -> None:
         metavar="SECONDS",
         help="D1's measurement and each S1 window; default %(default)s",
     )
+    parser.add_argument(
+        "--rows",
+        metavar="IDS",
+        help="only these standard rows, e.g. B2,G1 (ratios need their vs row too)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also save the results here")
     args = parser.parse_args()
 
@@ -149,7 +164,8 @@ def main() -> None:
     fill_ratios(bench.rows)
     print()
     print(table(bench.rows))
-    print("\n".join(bench.notes))
+    if bench.notes:
+        print("\n".join(bench.notes))
     print(
         f"\n{args.count:,} readings per throughput row, {time.strftime('%Y-%m-%d %H:%M')}, "
         f"{time.monotonic() - started:.0f} s in all; load average {load:.1f} at the start, "
