@@ -42,7 +42,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 bench: venv test-deps
-	$(VENV)/bin/python -m benchmarks.ingest
+	$(VENV)/bin/python -m benchmarks.bench
 
 clean:
 	rm -rf $(VENV) var schemas .pytest_cache
