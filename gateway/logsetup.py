@@ -13,6 +13,8 @@
 :class:`Throttled` is how a line that can repeat thousands of times a second
 (a dead letter, a failing write, a full buffer) is logged: at most once per
 key per interval, the next line saying how many were held back meanwhile.
+:func:`setup_logging` puts the same throttle on asyncio's and aiohttp's own
+loggers (:class:`ThrottledFilter`), which log per failed accept or bad request.
 """
 
 from __future__ import annotations
@@ -28,7 +30,15 @@ from typing import Literal
 
 from rules import rfc3339
 
-__all__ = ["JsonFormatter", "Throttled", "setup_logging"]
+__all__ = ["JsonFormatter", "Throttled", "ThrottledFilter", "setup_logging",
+           "throttle_library_logs"]
+
+HELD = " (and %d more since the last report)"
+# asyncio logs every failed accept (EMFILE: ~100 tracebacks per readiness event); aiohttp
+# logs every request it cannot parse and every failing handler.
+LIBRARY_LOGGERS = ("asyncio", "aiohttp.server", "aiohttp.web", "aiohttp.internal",
+                   "aiohttp.access")
+LIBRARY_LOG_EVERY = 10.0
 
 # syslog priorities (sd-daemon(3)): journald reads "<N>" at the start of each line.
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
@@ -104,6 +114,7 @@ def setup_logging(level: str, fmt: Literal["text", "json"] = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    throttle_library_logs()
 
 
 class Throttled:
@@ -126,15 +137,52 @@ class Throttled:
         self._last: dict[str, float] = {}
         self._held: dict[str, int] = {}
 
-    def log(self, key: str, level: int, msg: str, *args: object, count: int = 1) -> None:
-        """Log ``msg % args`` unless ``key`` was logged within the interval."""
+    def due(self, key: str, count: int = 1) -> int | None:
+        """None while ``key`` was reported within the interval (the line is counted);
+        otherwise how many lines were held back since its last report."""
         now = self._clock()
         last = self._last.get(key)
         if last is not None and now - last < self._interval:
             self._held[key] = self._held.get(key, 0) + count
-            return
+            return None
         self._last[key] = now
-        held = self._held.pop(key, 0)
+        return self._held.pop(key, 0)
+
+    def log(self, key: str, level: int, msg: str, *args: object, count: int = 1) -> None:
+        """Log ``msg % args`` unless ``key`` was logged within the interval."""
+        held = self.due(key, count)
+        if held is None:
+            return
         if held:
-            msg, args = msg + " (and %d more since the last report)", (*args, held)
+            msg, args = msg + HELD, (*args, held)
         self._logger.log(level, msg, *args)
+
+
+class ThrottledFilter(logging.Filter):
+    """:class:`Throttled` for a library's own logger (asyncio, aiohttp), which we cannot
+    change: each line is keyed by its first line of text before the arguments, so
+    "socket.accept() out of system resource" repeated a thousand times a second is
+    written once per interval, saying how many were held back."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._throttled = Throttled(logging.getLogger(__name__), interval, clock)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        first_line = str(record.msg).partition("\n")[0]
+        held = self._throttled.due(f"{record.name}:{record.levelno}:{first_line}")
+        if held is None:
+            return False
+        if held:
+            record.msg, record.args = record.getMessage() + HELD % held, None
+        return True
+
+
+def throttle_library_logs(interval: float = LIBRARY_LOG_EVERY) -> None:
+    """Put a :class:`ThrottledFilter` on the loggers of the libraries that log per
+    connection or per accept (replacing one put there before)."""
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, ThrottledFilter)]:
+            logger.removeFilter(old)
+        logger.addFilter(ThrottledFilter(interval))
