@@ -5,8 +5,9 @@
 #
 # Writes FILE (default: .env next to docker-compose.yml, where compose reads it), readable
 # by you only, with INFLUX_TOKEN, INFLUX_PASSWORD, MQTT_GATEWAY_PASSWORD,
-# MQTT_SIMULATOR_PASSWORD and GRAFANA_PASSWORD. An existing FILE is kept (InfluxDB and
-# Grafana keep the first password they were given in their volumes): --force replaces it.
+# MQTT_SIMULATOR_PASSWORD, GRAFANA_PASSWORD and OUTPOST_API_TOKEN (the gateway's API
+# token). An existing FILE is kept (InfluxDB and Grafana keep the first password they
+# were given in their volumes): --force replaces it.
 # MQTT_BIND / OUTPOST_BIND (where compose publishes the ports, 127.0.0.1 by default) can
 # be added to the file by hand.
 set -euo pipefail
@@ -39,7 +40,7 @@ trap 'rm -f "$tmp"' EXIT
 {
   echo "# Written by scripts/compose-env.sh: the secrets of docker-compose.yml. Keep private."
   for name in INFLUX_TOKEN INFLUX_PASSWORD MQTT_GATEWAY_PASSWORD MQTT_SIMULATOR_PASSWORD \
-              GRAFANA_PASSWORD; do
+              GRAFANA_PASSWORD OUTPOST_API_TOKEN; do
     echo "$name=$(secret)"
   done
 } > "$tmp"

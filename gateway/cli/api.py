@@ -14,10 +14,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.config.addresses import is_wildcard, split_listen
 from gateway.config.schema import HttpConfig
-
-# The addresses a server binds to for "every interface"; a client connects to loopback instead.
-_ANY_HOST = ("0.0.0.0", "", "[::]", "::")
 
 
 class ApiError(Exception):
@@ -35,9 +33,11 @@ class Answer:
 
 def base_url(listen: str) -> str:
     """``http.listen`` (HOST:PORT) as the URL a client on this machine uses."""
-    host, _, port = listen.rpartition(":")
-    if host in _ANY_HOST:
+    host, port = split_listen(listen)
+    if is_wildcard(host):
         host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
     return f"http://{host}:{port}"
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from devices import catalog
+from gateway.config.addresses import is_loopback, split_listen
 from gateway.config.environment import substitute
 from gateway.config.schema import Config
 from gateway.topics import TemplateError, TopicTemplate
@@ -198,4 +199,16 @@ def _cross_checks(config: Config, data: LocDict, origin: Mark) -> list[Problem]:
             )
     if not config.inputs:
         problems.append(Problem(locate(data, ("inputs",), origin), "inputs: at least one input"))
+    problems.extend(_http_exposure(config, data, origin))
     return problems
+
+
+def _http_exposure(config: Config, data: LocDict, origin: Mark) -> list[Problem]:
+    """An API reachable from the network is read with the token only, so it needs one."""
+    http = config.http
+    if http.token is not None or is_loopback(split_listen(http.listen)[0]):
+        return []
+    return [Problem(locate(data, ("http", "listen"), origin),
+                    f"http.listen: {http.listen} is reachable from the network, where reading "
+                    "the API needs the bearer token: set http.token_file, or listen on "
+                    "127.0.0.1")]

@@ -8,6 +8,7 @@ forms (``1s``, ``64KiB``) and are stored as seconds and bytes. Secrets are
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.config.addresses import is_ip_address, is_loopback, split_listen
 from gateway.config.units import parse_duration, parse_size
 from rules.durations import DURATION_PATTERN
 
@@ -45,6 +47,9 @@ Size = Annotated[
         }
     ),
 ]
+# A DNS name as a Host header carries it: labels of letters, digits, '-' and '_'.
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+                        r"(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$")
 
 
 class _Model(BaseModel):
@@ -274,14 +279,42 @@ class JournalConfig(_Model):
 class HttpConfig(_Model):
     listen: str = Field(
         "127.0.0.1:8080",
-        description="HOST:PORT; 0.0.0.0:8080 opens the dashboard and read-only API to the LAN",
+        description="HOST:PORT; an address other than loopback (0.0.0.0:8080: the LAN) needs "
+        "token_file, and then reading needs the token too",
     )
     token: SecretStr | None = None
     token_file: str | None = Field(None, description="bearer token for changes (POST, DELETE)")
     read_token_required: bool = Field(
         False,
-        description="reading the API and /metrics needs "
-        "the bearer token too (the page at / stays open)",
+        description="reading the API and /metrics needs the bearer token too (the page at / "
+        "stays open); always so when listen is not loopback",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="further names the gateway answers to in the Host header (a DNS name "
+        "of the gateway, a reverse proxy's); loopback names and the listen address are "
+        "always accepted, and any IP address when listening on every interface",
+    )
+    header_timeout: Duration = Field(
+        10.0,
+        gt=0,
+        le=86400,
+        description="a new connection that has not sent a whole request head by then is "
+        "closed (408)",
+    )
+    idle_timeout: Duration = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        description="closed after this long: a kept-alive connection without a next request, "
+        "a request body that stops arriving, a client that stops reading its answer",
+    )
+    max_connections: int = Field(
+        256,
+        ge=1,
+        le=768,
+        description="connections open at once; past it a new one is answered 503 and closed "
+        "(at most 768: the MQTT client cannot use a file descriptor above 1023)",
     )
     live_max_series: int = Field(
         5000,
@@ -309,6 +342,23 @@ class HttpConfig(_Model):
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:8080")
         return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        names = []
+        for entry in value:
+            name = entry.strip().lower().rstrip(".")
+            if not (_HOST_NAME.match(name) or is_ip_address(name)):
+                raise ValueError(f"{entry!r} is not a host name or an IP address "
+                                 "(no port, no scheme, no wildcard)")
+            names.append(name.strip("[]"))
+        return names
+
+    @property
+    def reads_need_token(self) -> bool:
+        """Reading needs the bearer token: asked for, or listening beyond loopback."""
+        return self.read_token_required or not is_loopback(split_listen(self.listen)[0])
 
 
 def _default_inputs() -> list[InputConfig]:

@@ -7,8 +7,7 @@ repr never shows them; this module covers what ``SecretStr`` cannot:
 
 - :func:`check_permissions` — a config file that holds secrets inline, a
   ``*_file`` secret or a TLS private key that every local user can read;
-- :func:`check_exposure` — settings that send a secret in clear text or
-  leave the API open to the network;
+- :func:`check_exposure` — settings that send a secret in clear text;
 - :func:`redact_url` / :func:`redact_urls_in` — URLs with ``user:password@``
   or key-like query parameters, for logs and error messages (aiohttp and
   yarl put the whole URL in some exception texts);
@@ -22,7 +21,6 @@ strings, for the CLI to log at start and print in ``outpost config check``.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import stat
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from gateway.config.addresses import is_loopback
 from gateway.config.environment import written_in_file
 from rules.yamlsrc import SourceError, load_yaml
 
@@ -166,22 +165,12 @@ def check_permissions(loaded: LoadedConfig) -> list[str]:
     return warnings
 
 
-def _is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_exposure(loaded: LoadedConfig) -> list[str]:
-    """Warnings for settings that send secrets in clear text or open the API to a network."""
+    """Warnings for settings that send secrets in clear text."""
     config = loaded.config
     warnings: list[str] = []
     mqtt = config.mqtt
-    if mqtt.password is not None and mqtt.tls is None and not _is_loopback(mqtt.host):
+    if mqtt.password is not None and mqtt.tls is None and not is_loopback(mqtt.host):
         warnings.append(f"mqtt: the password goes to {mqtt.host} in clear text; "
                         "set mqtt.tls (see README, Securing your gateway)")
     if mqtt.tls is not None and mqtt.tls.insecure:
@@ -190,14 +179,10 @@ def check_exposure(loaded: LoadedConfig) -> list[str]:
     influx = config.influx
     secret = influx.token is not None or influx.password is not None
     parts = urlsplit(influx.url)
-    if secret and parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+    if secret and parts.scheme == "http" and not is_loopback(parts.hostname or ""):
         warnings.append(f"influx: credentials go to {parts.hostname} over plain http; "
                         "use an https:// url")
-    host = config.http.listen.rpartition(":")[0] or "127.0.0.1"  # as HttpServer binds it
-    if not _is_loopback(host) and config.http.token is None:
-        warnings.append(f"http.listen {config.http.listen} is reachable from the network and "
-                        "no http.token_file is set: the API cannot be changed, but anyone who "
-                        "reaches it can read it")
+    # An API on the network without a token is refused by the loader, not warned about.
     return warnings
 
 

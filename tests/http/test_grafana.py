@@ -25,7 +25,7 @@ import yaml
 
 from devices.model import Reading
 from gateway.influx.lineproto import LineEncoder
-from tests.http.conftest import LiveGateway
+from tests.http.conftest import TOKEN, LiveGateway
 from tests.services import InfluxDB, VictoriaMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -161,6 +161,9 @@ def test_every_prometheus_query_returns_series_from_a_real_scrape(
     scrape["global"]["scrape_interval"] = "1s"
     job = scrape["scrape_configs"][0]
     job["static_configs"][0]["targets"] = [live_gateway.url.removeprefix("http://")]
+    token = tmp_path / "outpost-api.token"  # where docker-compose.yml writes the token
+    token.write_text(TOKEN, encoding="utf-8")
+    job["authorization"]["credentials_file"] = str(token)
     config = tmp_path / "prometheus.yml"
     config.write_text(yaml.safe_dump(scrape))
     # Prometheus-only keys (evaluation_interval) are not VictoriaMetrics's business.

@@ -25,7 +25,7 @@ from tests.security.conftest import REPO
 COMPOSE = REPO / "docker-compose.yml"
 ENV_SCRIPT = REPO / "scripts" / "compose-env.sh"
 SECRET_VARIABLES = ("INFLUX_TOKEN", "INFLUX_PASSWORD", "MQTT_GATEWAY_PASSWORD",
-                    "MQTT_SIMULATOR_PASSWORD", "GRAFANA_PASSWORD")
+                    "MQTT_SIMULATOR_PASSWORD", "GRAFANA_PASSWORD", "OUTPOST_API_TOKEN")
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$")
 WEB = ("influxdb", "gateway", "grafana", "prometheus")
 

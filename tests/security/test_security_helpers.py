@@ -112,12 +112,10 @@ def test_exposure_warnings(tmp_path) -> None:
     config = _write(tmp_path / "outpost.yaml", """
 mqtt: {host: broker.lan, username: gw, password: "${P}"}
 influx: {url: "http://db.lan:8086", database: x, username: u, password: "${P}"}
-http: {listen: "0.0.0.0:8080"}
 """, 0o600)
     warnings = "\n".join(check_exposure(load_config(str(config), environ={"P": SECRET})))
     assert "broker.lan in clear text" in warnings
     assert "db.lan over plain http" in warnings
-    assert "0.0.0.0:8080 is reachable from the network" in warnings
     assert SECRET not in warnings
 
 

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 # docker-compose.yml has no default secrets: compose refuses to start without these.
 SECRETS = {"INFLUX_TOKEN": "t", "INFLUX_PASSWORD": "p", "MQTT_GATEWAY_PASSWORD": "m",
-           "MQTT_SIMULATOR_PASSWORD": "s", "GRAFANA_PASSWORD": "g"}
+           "MQTT_SIMULATOR_PASSWORD": "s", "GRAFANA_PASSWORD": "g", "OUTPOST_API_TOKEN": "a"}
 
 
 def compose() -> dict[str, Any]:
@@ -58,6 +58,28 @@ def test_one_token_variable_reaches_influxdb_and_the_gateway() -> None:
     assert influx["DOCKER_INFLUXDB_INIT_ORG"] == gateway["INFLUX_ORG"] == "outpost"  # default
 
 
+def test_one_api_token_variable_reaches_the_gateway_and_prometheus() -> None:
+    exe = shutil.which("docker-compose")
+    assert exe, "docker-compose not installed (apt-get install docker-compose)"
+    env = {k: v for k, v in os.environ.items() if k != "OUTPOST_API_TOKEN"}
+    result = subprocess.run(
+        [exe, "-f", str(COMPOSE), "config"],
+        cwd=REPO,
+        env={**env, **SECRETS, "OUTPOST_API_TOKEN": "api-t0ken"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert services["gateway"]["environment"]["OUTPOST_API_TOKEN"] == "api-t0ken"
+    prometheus = services["prometheus"]
+    assert prometheus["environment"]["OUTPOST_API_TOKEN"] == "api-t0ken"
+    scrape = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    token_file = scrape["scrape_configs"][0]["authorization"]["credentials_file"]
+    assert f"> {token_file}" in " ".join(prometheus["command"])
+
+
 def test_stack_has_broker_database_gateway_and_simulator() -> None:
     services = compose()["services"]
     assert services["mosquitto"]["image"] == "eclipse-mosquitto:2"
@@ -95,10 +117,15 @@ def test_mounted_files_exist() -> None:
 
 def test_gateway_config_is_valid_and_points_at_the_compose_services() -> None:
     loaded = load_config(
-        str(REPO / "deploy/compose/outpost.yaml"), environ={"INFLUX_TOKEN": "test-token"}
+        str(REPO / "deploy/compose/outpost.yaml"),
+        environ={"INFLUX_TOKEN": "test-token", "OUTPOST_API_TOKEN": "api-token"},
     )
     config = loaded.config
     assert config.mqtt.host == "mosquitto"
+    # listening on every interface of the container: reading needs the token, and
+    # Prometheus reaches it by the service's name
+    assert config.http.token is not None and config.http.reads_need_token
+    assert "gateway" in config.http.allowed_hosts
     assert config.influx.url == "http://influxdb:8086"
     assert config.influx.api == "v2"
     assert (config.influx.org, config.influx.bucket) == ("outpost", "sensors")
