@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import resource
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -40,6 +41,7 @@ class Gateway:
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.loaded.config
         loop = asyncio.get_running_loop()
+        raise_open_files_limit()
         async with contextlib.AsyncExitStack() as stack:
             # Before any file is opened or any connection made: a second gateway on the
             # same state_dir stops here instead of taking over this one's broker sessions.
@@ -98,6 +100,31 @@ class Gateway:
         """SIGHUP: re-read the rule files now."""
         if self._parts is not None:
             self._parts.rules.reload()
+
+
+def raise_open_files_limit() -> None:
+    """Lift the soft limit on open files to the hard one, and say what it is.
+
+    Every HTTP connection, the broker's, InfluxDB's and the journal take one; the
+    soft limit is often 1024 while the hard one (systemd's ``LimitNOFILE``) is far
+    higher, and running out makes the server refuse every new connection.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        log.info("open files: at most %s", _files(hard))
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("open files: at most %s; raising it to the hard limit %s failed: %s",
+                    _files(soft), _files(hard), exc)
+        return
+    log.info("open files: at most %s (raised from %s to the hard limit)", _files(hard),
+             _files(soft))
+
+
+def _files(limit: int) -> str:
+    return "unlimited" if limit == resource.RLIM_INFINITY else str(limit)
 
 
 def _tasks(**coroutines: Coroutine[Any, Any, None]) -> set[asyncio.Task[None]]:

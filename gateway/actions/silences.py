@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from rules import rfc3339
+from rules import durations, rfc3339
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS silences (
@@ -75,8 +75,11 @@ class Silences:
         created_by: str = "",
         now: int | None = None,
     ) -> Silence:
-        if seconds <= 0:
+        if not seconds > 0:  # NaN too
             raise ValueError("a silence must last a positive time")
+        longest = durations.MAX_DURATION
+        if seconds > longest / durations.SECOND:
+            raise ValueError(f"a silence lasts at most {durations.format_duration(longest)}")
         starts = now if now is not None else time.time_ns()
         ends = starts + int(seconds * 1e9)
         cursor = self._db.execute(

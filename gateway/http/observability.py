@@ -13,6 +13,9 @@ touches the reading hot path. Families:
   ``outpost_http_stream_dropped_clients_total`` — streams closed because the browser
   fell ``QUEUE_MAX`` diffs behind.
 - ``outpost_http_requests_total{route,status}`` — by route template (bounded labels).
+- ``outpost_http_connections`` — connections open; ``outpost_http_connections_closed_total{reason}``
+  — closed by the server's guard (:mod:`.connections`): ``max_connections`` (answered 503),
+  ``header_timeout`` (answered 408), ``stalled`` (the client stopped reading).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
+from gateway.http.connections import ConnectionGuard
 from gateway.http.stream import Stream
 from gateway.metrics import Family, Sample
 from gateway.status import views
@@ -43,6 +47,14 @@ FAMILIES = (
         kind="counter",
     ),
     Family("outpost_http_requests", "HTTP requests, by route", ("route", "status"), "counter"),
+    Family("outpost_http_connections", "HTTP connections open (http.max_connections at most)"),
+    Family(
+        "outpost_http_connections_closed",
+        "HTTP connections the server closed: past max_connections, no request head within "
+        "header_timeout, a client that stopped reading",
+        ("reason",),
+        "counter",
+    ),
 )
 
 
@@ -51,9 +63,10 @@ class HttpLevels:
 
     families = FAMILIES
 
-    def __init__(self, model: StatusModel, stream: Stream) -> None:
+    def __init__(self, model: StatusModel, stream: Stream, connections: ConnectionGuard) -> None:
         self._model = model
         self._stream = stream
+        self._connections = connections
         self.requests: Counter[tuple[str, str]] = Counter()
 
     def samples(self) -> Iterator[Sample]:
@@ -67,3 +80,8 @@ class HttpLevels:
         yield "outpost_http_stream_dropped_clients", (), float(self._stream.dropped_clients)
         for (route, status), n in sorted(self.requests.items()):
             yield "outpost_http_requests", (route, status), float(n)
+        guard = self._connections
+        yield "outpost_http_connections", (), float(guard.open)
+        for reason, n in (("max_connections", guard.refused),
+                          ("header_timeout", guard.header_timeouts), ("stalled", guard.stalled)):
+            yield "outpost_http_connections_closed", (reason,), float(n)

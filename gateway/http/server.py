@@ -6,19 +6,25 @@ event loop, no second framework.
 
 Routes (README "HTTP API" documents each with curl):
 
-- ``/`` and ``/static/…`` — the dashboard (files in ``gateway/http/static/``, no CDN).
+- ``/`` and ``/static/NAME`` — the dashboard (files in ``gateway/http/static/``, no CDN).
 - ``GET /api/v1/{status,devices,readings,series,alerts,rules,events,commands,silences}``
 - ``GET /api/v1/stream`` — server-sent events for the dashboard (:mod:`.stream`).
 - ``POST /api/v1/commands``, ``POST /api/v1/silences``, ``DELETE /api/v1/silences/ID``,
   ``POST /api/v1/rules/reload`` — changes.
 
-Access: reading is open to whoever can reach ``http.listen`` (127.0.0.1 by
-default; ``0.0.0.0:8080`` opens it to the LAN) unless ``http.read_token_required``
-is set, in which case every API call and ``/metrics`` needs the token too (the
-page at ``/`` and the health checks stay open: they carry no data). Every
-mutating call needs ``Authorization: Bearer <token>`` with the token from
-``http.token_file``, compared in constant time. Without a configured token,
-mutating calls are refused (403).
+Access: reading is open to whoever can reach ``http.listen`` on a loopback
+address (the default, 127.0.0.1). With ``http.read_token_required``, or whenever
+the server listens beyond loopback (``0.0.0.0:8080`` opens it to the LAN; the
+config is refused there without a token), every API call and ``/metrics`` needs
+the token too (the page at ``/``, its files and the health checks stay open: they
+carry no data). Every mutating call needs ``Authorization: Bearer <token>`` with
+the token from ``http.token_file``, compared in constant time. Without a
+configured token, mutating calls are refused (403).
+
+Before any of that: the ``Host`` header must name the gateway (421 otherwise,
+:mod:`.origin`: DNS rebinding), every answer carries the security headers of
+:mod:`.origin`, connections are capped and timed (:mod:`.connections`), and
+request inputs are bounded (:mod:`.inputs`).
 
 The server sees the gateway through two narrow objects only: the read model
 (:class:`gateway.status.model.StatusModel`) and the controls
@@ -30,7 +36,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +43,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.config.addresses import split_listen
 from gateway.config.schema import HttpConfig
 from gateway.config.units import parse_duration
+from gateway.http import inputs
+from gateway.http.connections import ConnectionGuard
 from gateway.http.observability import HttpLevels
+from gateway.http.origin import AllowedHosts, add_security_headers, host_name
 from gateway.http.stream import Stream
 from gateway.metrics import read_at_scrape
 from gateway.status import views
@@ -52,6 +61,8 @@ log = logging.getLogger("outpost.http")
 
 API = "/api/v1"
 STATIC = Path(__file__).parent / "static"
+# The dashboard's files, by name: nothing else is ever looked up on disk for a request.
+STATIC_FILES = {path.name: path for path in STATIC.iterdir() if path.is_file()}
 OPEN_PATHS = frozenset({"/", "/healthz", "/readyz"})  # never need a token
 
 
@@ -64,15 +75,6 @@ def _error(status: int, message: str) -> web.Response:
     return _json({"error": message}, status)
 
 
-def _limit(request: web.Request, default: int, cap: int) -> int:
-    """``?limit=N`` bounded to ``cap``; a non-number is a 400."""
-    try:
-        return max(1, min(int(request.query.get("limit", default)), cap))
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "limit must be a number"}',
-                                 content_type="application/json") from None
-
-
 class HttpServer:
     def __init__(self, model: StatusModel, controls: Controls, cfg: HttpConfig) -> None:
         self._model = model
@@ -80,15 +82,20 @@ class HttpServer:
         self._cfg = cfg
         self._token = cfg.token.get_secret_value().encode() if cfg.token else None
         self._runner: web.AppRunner | None = None
+        self._hosts = AllowedHosts(cfg.listen, cfg.allowed_hosts)
+        self.connections = ConnectionGuard(cfg.max_connections, cfg.header_timeout,
+                                           cfg.idle_timeout)
         self.live = model.live
         self.stream = Stream(model)
-        levels = self._levels = HttpLevels(model, self.stream)
+        levels = self._levels = HttpLevels(model, self.stream, self.connections)
         self._collector = read_at_scrape(model.registry, levels.families, levels.samples)
-        self.app = web.Application(middlewares=[self._count, self._auth])
+        self.app = web.Application(middlewares=[self._count, self._host, self._auth],
+                                   client_max_size=inputs.MAX_BODY)
+        self.app.on_response_prepare.append(add_security_headers)
         r = self.app.router
         if cfg.dashboard:
             r.add_get("/", self.index)
-            r.add_static("/static/", STATIC, append_version=False)
+            r.add_get("/static/{name}", self.static_file)
             r.add_get(f"{API}/stream", self.stream.handle)
         r.add_get("/healthz", self.healthz)
         r.add_get("/readyz", self.readyz)
@@ -108,15 +115,21 @@ class HttpServer:
         r.add_post(f"{API}/rules/reload", self.reload_rules)
 
     async def start(self) -> None:
-        host, _, port = self._cfg.listen.rpartition(":")
-        self._runner = web.AppRunner(self.app, access_log=None)
+        cfg = self._cfg
+        # aiohttp's keep-alive timeout closes a connection idle between two requests.
+        self._runner = web.AppRunner(self.app, access_log=None,
+                                     keepalive_timeout=cfg.idle_timeout)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host.strip("[]") or "127.0.0.1", int(port))
-        await site.start()
-        log.info("HTTP API on http://%s/ (dashboard, %s, /metrics)", self._cfg.listen, API)
+        assert self._runner.server is not None  # made by setup()
+        host, port = split_listen(cfg.listen)
+        await self.connections.listen(self._runner.server, host, port)
+        log.info("HTTP API on http://%s/ (dashboard, %s, /metrics); answers to Host %s; "
+                 "at most %d connections", cfg.listen, API, self._hosts.describe(),
+                 cfg.max_connections)
 
     async def stop(self) -> None:
         await self.stream.close()
+        await self.connections.close()
         if self._runner is not None:
             await self._runner.cleanup()
         self._model.registry.unregister(self._collector)
@@ -136,6 +149,17 @@ class HttpServer:
         finally:
             self._levels.requests[(name, str(status))] += 1
 
+    @web.middleware
+    async def _host(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.connections.request_started(request.transport)
+        host = request.headers.get("Host")
+        if host is not None and not self._hosts.allows(host):
+            return _error(421, f"this gateway does not answer to the name "
+                               f"{host_name(host)!r}: add it to http.allowed_hosts if it is "
+                               "one of its names (a web page may be reading it through DNS "
+                               "rebinding)")
+        return await handler(request)
+
     def _authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
         given = header.removeprefix("Bearer ").strip().encode()
@@ -145,10 +169,11 @@ class HttpServer:
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method in ("GET", "HEAD", "OPTIONS"):
-            if (self._cfg.read_token_required and request.path not in OPEN_PATHS
+            if (self._cfg.reads_need_token and request.path not in OPEN_PATHS
                     and not request.path.startswith("/static/")
                     and not self._authorized(request)):
-                return _error(401, "reading needs the bearer token (http.read_token_required)")
+                return _error(401, "reading needs the bearer token (http.read_token_required, "
+                                   "or http.listen beyond loopback)")
             return await handler(request)
         if self._token is None:
             return _error(403, "changes through the API need http.token_file in the config")
@@ -160,6 +185,12 @@ class HttpServer:
 
     async def index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def static_file(self, request: web.Request) -> web.StreamResponse:
+        path = STATIC_FILES.get(request.match_info["name"])
+        if path is None:
+            return _error(404, "no such file")
+        return web.FileResponse(path)
 
     # health -----------------------------------------------------------------------
 
@@ -211,14 +242,9 @@ class HttpServer:
         return _json({"rules": views.rules(self._model), **views.rule_files_status(self._model)})
 
     async def events(self, request: web.Request) -> web.Response:
-        since = None
-        if "since" in request.query:
-            try:
-                since = time.time_ns() - int(parse_duration(request.query["since"]) * 1e9)
-            except ValueError as exc:
-                return _error(400, f"since: {exc}")
-        entries = self._model.journal.entries(since_ns=since, trace_id=request.query.get("trace"),
-                                  limit=_limit(request, 200, 10_000))
+        entries = self._model.journal.entries(since_ns=inputs.query_since(request),
+                                              trace_id=request.query.get("trace"),
+                                              limit=inputs.query_limit(request, 200, 10_000))
         return _json({"events": [
             {"id": e.id, "at": rfc3339(e.ts), "kind": e.kind, "rule": e.rule,
              "device": e.device, "trace_id": e.trace_id, "event": e.payload}
@@ -226,26 +252,19 @@ class HttpServer:
 
     async def commands(self, request: web.Request) -> web.Response:
         return _json({"devices": self._controls.commands(),
-                      "recent": views.commands_recent(self._model, _limit(request, 20, 500))})
+                      "recent": views.commands_recent(self._model,
+                                                      inputs.query_limit(request, 20, 500))})
 
     async def list_silences(self, request: web.Request) -> web.Response:
         return _json({"silences": self._controls.silences()})
 
     # change -----------------------------------------------------------------------
 
-    async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "the body must be a JSON object")
-        if not isinstance(body, dict):
-            return _error(400, "the body must be a JSON object")
-        return body
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        return await inputs.json_object(request, self._cfg.idle_timeout)
 
     async def send_command(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        if isinstance(body, web.Response):
-            return body
         device, settings = body.get("device"), body.get("set")
         if not isinstance(device, str) or not isinstance(settings, dict):
             return _error(400, 'give {"device": "fan-1", "set": {"speed": 50}}')
@@ -255,8 +274,6 @@ class HttpServer:
 
     async def add_silence(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        if isinstance(body, web.Response):
-            return body
         try:
             seconds = parse_duration(body.get("for", ""))
             silence = self._controls.add_silence(
@@ -268,10 +285,7 @@ class HttpServer:
         return _json(silence, 201)
 
     async def remove_silence(self, request: web.Request) -> web.Response:
-        try:
-            silence_id = int(request.match_info["id"])
-        except ValueError:
-            return _error(400, "silence ids are numbers")
+        silence_id = inputs.path_id(request, "id", "silence")
         if not self._controls.remove_silence(silence_id):
             return _error(404, f"no silence {silence_id}")
         return _json({"removed": silence_id})

@@ -36,17 +36,20 @@ class GatewayProcess:
         *,
         extra_args: Iterable[str] = (),
         env: dict[str, str] | None = None,
+        wrapper: Iterable[str] = (),
     ) -> None:
         self.config_path = config_path
         self.log_path = config_path.with_suffix(".log")
         self.extra_args = list(extra_args)
+        self.wrapper = list(wrapper)  # a command that execs the gateway, e.g. prlimit … --
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_for: str | None = "connected to", timeout: float = 15.0) -> GatewayProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "run", "-c", str(self.config_path), *self.extra_args],
+            [*self.wrapper, sys.executable, "-m", "gateway", "run", "-c", str(self.config_path),
+             *self.extra_args],
             cwd=self.config_path.parent,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -33,6 +33,9 @@ def open_dashboard(browser: Browser, url: str, width: int = 1280) -> Page:
     page = browser.new_page(viewport={"width": width, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # The console has the browser's own errors: a file refused by the page's
+    # Content-Security-Policy (an inline script or style, a data: image), a failed load.
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.goto(url)
     expect(page.locator("#conn")).to_have_text("live", timeout=5000)
     page.errors = errors  # type: ignore[attr-defined]
@@ -89,3 +92,4 @@ def test_dashboard_is_readable_on_a_phone(live_gateway: LiveGateway, browser: Br
     assert overflow <= 390
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "dashboard-phone.png", full_page=True)
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -91,5 +91,8 @@ def test_systemd_unit_restarts_runs_as_its_own_user_and_is_hardened() -> None:
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"  # SIGHUP reloads the rules
     for key in ("NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp"):
         assert key in service, key
+    # Soft and hard limit at once: the gateway never needs the (filtered) setrlimit.
+    assert int(service["LimitNOFILE"]) >= 1024
+    assert service["SystemCallErrorNumber"] == "EPERM"
     assert "StartLimitBurst" in unit["Unit"]  # belongs to [Unit], not [Service]
     assert unit["Install"]["WantedBy"] == "multi-user.target"
