@@ -17,8 +17,8 @@ def test_devices_and_latest_readings_appear_as_devices_publish(live_gateway: Liv
     device = unique("bench")
     gw.publish(device, "humidity", 41.5)
     gw.publish(device, "temperature", 21.25)
-    found = gw.wait_for("/api/v1/devices",
-                        lambda body: [d for d in body["devices"] if d["device"] == device])
+    found = gw.wait_for("/api/v1/devices", lambda body: [
+        d for d in body["devices"] if d["device"] == device and len(d["metrics"]) == 2])
     assert found[0]["online"] is True
     assert found[0]["last_seen"].endswith("Z")
     assert sorted(found[0]["metrics"]) == ["humidity", "temperature"]
