@@ -54,7 +54,7 @@ def query_limit(request: web.Request, default: int, cap: int) -> int:
         return default
     number = _whole_number(text)
     if number is None or number < 1:
-        raise BadRequest(f"limit must be a whole number from 1 (at most {cap} are given)")
+        raise BadRequest(f"limit must be a whole number, 1 or more (beyond {cap}, {cap})")
     return min(number, cap)
 
 
