@@ -103,7 +103,8 @@ def test_compose_gives_each_login_its_password_from_one_variable() -> None:
     assert exe, "docker-compose not installed (apt-get install docker-compose)"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")}
     env |= {"MQTT_GATEWAY_PASSWORD": "gw-from-env", "MQTT_SIMULATOR_PASSWORD": "sim-from-env",
-            "INFLUX_TOKEN": "t", "INFLUX_PASSWORD": "p", "GRAFANA_PASSWORD": "g"}
+            "INFLUX_TOKEN": "t", "INFLUX_PASSWORD": "p", "GRAFANA_PASSWORD": "g",
+            "OUTPOST_API_TOKEN": "a"}
     result = subprocess.run([exe, "-f", str(REPO / "docker-compose.yml"), "config"], cwd=REPO,
                             env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
