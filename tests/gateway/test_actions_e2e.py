@@ -303,11 +303,16 @@ def test_silence_mutes_notifications_but_not_evaluation(setup, mosquitto):
                 time.sleep(0.2)
     finally:
         receiver.close()
-    assert [json.loads(b)["device"] for _, b in receiver.calls] == ["gh-2"]
+    # Only the silenced rule's notifications are compared: the rule's command to fan-1
+    # (no fan answers here) fails after its retries, and that alert may or may not have
+    # been notified yet, depending on how fast the machine is.
+    hot = [json.loads(b) for _, b in receiver.calls if json.loads(b)["rule"] == "hot"]
+    assert [alert["device"] for alert in hot] == ["gh-2"]
     outcomes = [
         json.loads(line)["event"].get("outcome")
         for line in events.splitlines()
         if json.loads(line)["kind"] == "notification"
+        and json.loads(line)["event"].get("rule") == "hot"
     ]
     assert outcomes == ["silenced", "sent"]
 
