@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from gateway.config.environment import written_in_file
+from gateway.yamlfiles import read_text
 from rules.yamlsrc import SourceError, load_yaml
 
 if TYPE_CHECKING:
@@ -144,8 +145,8 @@ def check_permissions(loaded: LoadedConfig) -> list[str]:
     path = loaded.path
     if path is not None:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = read_text(path)
+        except SourceError:
             text = ""
         inline = inline_secret_keys(text)
         if inline and _world_readable(path):
