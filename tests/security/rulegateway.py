@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.gateway.harness import Device, gateway_config, write_config
 
 HOT_RULE = """\
@@ -33,6 +35,11 @@ def rules_gateway_config(tmp_path: Path, mosquitto: Any, influxdb: Any, influx_d
     config = gateway_config(mosquitto.port, influxdb.url, influx_db, rules=["rules.d/*.yaml"],
                             **extra)
     return write_config(tmp_path / "outpost.yaml", config)
+
+
+def api_base(config: Path) -> str:
+    """``http://host:port`` of the gateway's HTTP API."""
+    return f"http://{yaml.safe_load(config.read_text())['http']['listen']}"
 
 
 def hot_fires(device: Device, name: str, value: str = "31", timeout: float = 10.0) -> bool:
