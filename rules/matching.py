@@ -60,15 +60,18 @@ def compile_glob(glob: str) -> Callable[[str], bool]:
 class _Part:
     """The text between two stars of a glob: literal runs at fixed offsets, ``?`` between."""
 
-    __slots__ = ("length", "runs")
+    __slots__ = ("length", "literal", "runs")
 
     def __init__(self, part: str) -> None:
         self.length = len(part)
+        self.literal = None if "?" in part else part  # the common case, one str call
         # ((offset, literal), ...); none when the part is all ``?``
         self.runs = tuple((m.start(), m.group()) for m in re.finditer(r"[^?]+", part))
 
     def at(self, name: str, start: int) -> bool:
         """Does the part match ``name`` at ``start`` (the caller checked it fits)?"""
+        if self.literal is not None:
+            return name.startswith(self.literal, start)
         return all(name.startswith(run, start + offset) for offset, run in self.runs)
 
     def find(self, name: str, start: int, stop: int) -> int:
@@ -77,6 +80,9 @@ class _Part:
         Each candidate position is tried once, left to right, at a cost of at
         most the part's length: linear in ``stop - start``.
         """
+        if self.literal is not None:
+            hit = name.find(self.literal, start, stop)
+            return hit + self.length if hit >= 0 else -1
         if not self.runs:
             return start + self.length if start + self.length <= stop else -1
         offset, first = self.runs[0]
