@@ -21,7 +21,17 @@ from rules.matching import compile_glob
 from tests.gateway.harness import Device, GatewayProcess
 from tests.security.rulegateway import HOT_RULE, hot_fires, rules_gateway_config
 
+# Globs against which a name of "a" backtracks a regular expression into every split.
 ADVERSARIAL = ["*a*a*a*a*b", "*a*a*a*a*a*a*a*a*b", "*a?a*a?a*b", "a*a*a*a*a*a*?b", "*?*?*?*?*b*"]
+# The costliest names for a left-to-right matcher: the head and tail fit, and a middle
+# part almost matches at every place (or is nowhere), so every place is tried.
+SCANS = [
+    ("*a?a?b*", lambda n: "a" * n),
+    ("*ab?ab?abc*", lambda n: "ab" * (n // 2)),
+    ("*a*a*a*a*c*b", lambda n: "a" * (n - 1) + "b"),
+    ("a*?a?*a?a?c*b", lambda n: "a" * (n - 1) + "b"),
+    ("*?*?*?*?*b*", lambda n: "a" * n),
+]
 
 
 class CountingName(str):
@@ -58,13 +68,14 @@ def examined(glob: str, name: str) -> int:
 
 
 def test_matching_work_grows_linearly_with_the_name() -> None:
-    for glob in ADVERSARIAL:
-        work = [examined(glob, "a" * n) for n in (MAX_DEVICE_ID, 4 * MAX_DEVICE_ID,
-                                                  16 * MAX_DEVICE_ID)]
-        for n, w in zip((MAX_DEVICE_ID, 4 * MAX_DEVICE_ID, 16 * MAX_DEVICE_ID), work,
-                        strict=True):
-            assert w <= len(glob) * (n + 1), (glob, n, w)
+    lengths = (MAX_DEVICE_ID, 4 * MAX_DEVICE_ID, 16 * MAX_DEVICE_ID)
+    for glob, make in SCANS:
+        work = [examined(glob, make(n)) for n in lengths]
+        for n, w in zip(lengths, work, strict=True):
+            assert n / 2 <= w <= len(glob) * (n + 1), (glob, n, w)  # every place, boundedly
         assert work[2] <= 4.5 * work[1] and work[1] <= 4.5 * work[0], (glob, work)
+    for glob in ADVERSARIAL:
+        assert examined(glob, "a" * 16 * MAX_DEVICE_ID) <= len(glob) * (16 * MAX_DEVICE_ID + 1)
 
 
 def test_a_longest_adversarial_id_is_matched_at_once() -> None:
