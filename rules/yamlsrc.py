@@ -228,7 +228,7 @@ def load_yaml(text: str, file: str) -> Any:
 
 def too_large() -> str:
     """The message for a file over :data:`MAX_BYTES` (also used by the readers of files)."""
-    return f"file is larger than {MAX_BYTES // 1024} KiB, the limit for a YAML file"
+    return f"file is larger than {MAX_BYTES / 2**20:g} MiB, the limit for a YAML file"
 
 
 def locate(data: Any, path: tuple[int | str, ...], default: Mark) -> Mark:
