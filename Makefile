@@ -5,7 +5,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # System packages the tests start as real processes (DESIGN.md §8).
 TEST_PACKAGES := mosquitto mosquitto-clients influxdb victoria-metrics docker-compose chromium curl
 
-.PHONY: demo secure test venv test-deps bench lint clean
+.PHONY: demo secure test venv test-deps bench lint fuzz clean
 
 demo:
 	scripts/demo.sh
@@ -36,6 +36,11 @@ test-deps:
 
 test: test-deps venv
 	$(VENV)/bin/python -m pytest -q
+
+# The loaders of every YAML file, fed far more arbitrary input than `make test` does.
+FUZZ_EXAMPLES ?= 20000
+fuzz: venv
+	OUTPOST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest -q -o timeout=0 tests/fuzz
 
 lint: venv
 	$(VENV)/bin/ruff check gateway rules devices simulators tests benchmarks

@@ -99,7 +99,7 @@ class Gateway:
     def reload_rules(self) -> None:
         """SIGHUP: re-read the rule files now."""
         if self._parts is not None:
-            self._parts.rules.reload()
+            self._parts.rules.ask_reload()
 
 
 def raise_open_files_limit() -> None:

@@ -11,7 +11,10 @@ metrics); when full it is cleared, which costs one glob pass per series again โ€
 a flood of made-up device names cannot grow it without bound.
 
 Globs know ``*`` and ``?`` only, case-sensitive (DESIGN ยง6): character classes
-and MQTT wildcards are refused at load time rather than half-supported.
+and MQTT wildcards are refused at load time rather than half-supported. A glob
+is matched in time linear in the device name (:class:`_Glob`): a regular
+expression like ``.*a.*a.*a.*b`` backtracks into every way of splitting the
+name, which for a 128-character name is seconds of a stalled event loop.
 """
 
 from __future__ import annotations
@@ -51,9 +54,84 @@ def compile_glob(glob: str) -> Callable[[str], bool]:
     if glob.endswith("*") and "*" not in glob[:-1] and "?" not in glob:
         prefix = glob[:-1]
         return lambda device: device.startswith(prefix)
-    pattern = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in glob)
-    rx = re.compile(pattern + r"\Z", re.DOTALL)
-    return lambda device: rx.match(device) is not None
+    return _Glob(glob)
+
+
+class _Part:
+    """The text between two stars of a glob: literal runs at fixed offsets, ``?`` between."""
+
+    __slots__ = ("length", "literal", "runs")
+
+    def __init__(self, part: str) -> None:
+        self.length = len(part)
+        self.literal = None if "?" in part else part  # the common case, one str call
+        # ((offset, literal), ...); none when the part is all ``?``
+        self.runs = tuple((m.start(), m.group()) for m in re.finditer(r"[^?]+", part))
+
+    def at(self, name: str, start: int) -> bool:
+        """Does the part match ``name`` at ``start`` (the caller checked it fits)?"""
+        if self.literal is not None:
+            return name.startswith(self.literal, start)
+        return all(name.startswith(run, start + offset) for offset, run in self.runs)
+
+    def find(self, name: str, start: int, stop: int) -> int:
+        """Where the leftmost match within ``name[start:stop]`` ends, or -1.
+
+        Each candidate position is tried once, left to right, at a cost of at
+        most the part's length: linear in ``stop - start``.
+        """
+        if self.literal is not None:
+            hit = name.find(self.literal, start, stop)
+            return hit + self.length if hit >= 0 else -1
+        if not self.runs:
+            return start + self.length if start + self.length <= stop else -1
+        offset, first = self.runs[0]
+        last_start = stop - self.length  # the last position where the whole part fits
+        while start <= last_start:
+            hit = name.find(first, start + offset, last_start + offset + len(first))
+            if hit < 0:
+                return -1
+            start = hit - offset
+            if self.at(name, start):
+                return start + self.length
+            start += 1
+        return -1
+
+
+class _Glob:
+    """A glob as its parts between stars, matched left to right without backtracking.
+
+    The first part must match at the start, the last at the end; each part in
+    between is taken at its leftmost match after the previous one. That greedy
+    choice is always right (a later match of a part leaves less room for the
+    rest, never more), so no choice is ever revisited: the parts' searches only
+    move forward, each tries a position of the name once, and the work is at
+    most the name's length times the glob's.
+    """
+
+    __slots__ = ("head", "middle", "shortest", "tail")
+
+    def __init__(self, glob: str) -> None:
+        parts = glob.split("*")
+        self.head = _Part(parts[0])
+        self.tail = _Part(parts[-1]) if len(parts) > 1 else None
+        self.middle = tuple(_Part(p) for p in parts[1:-1] if p)
+        self.shortest = sum(len(p) for p in parts)
+
+    def __call__(self, name: str) -> bool:
+        if self.tail is None:  # no star: ``?`` only
+            return len(name) == self.shortest and self.head.at(name, 0)
+        if len(name) < self.shortest or not self.head.at(name, 0):
+            return False
+        stop = len(name) - self.tail.length
+        if not self.tail.at(name, stop):
+            return False
+        start = self.head.length
+        for part in self.middle:
+            start = part.find(name, start, stop)
+            if start < 0:
+                return False
+        return True
 
 
 def topic_filter_problem(flt: str) -> str | None:

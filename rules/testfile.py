@@ -248,7 +248,11 @@ class _Reader:
         if not isinstance(device, str) or not isinstance(metric, str):
             self.fail(d.mark, "a series needs 'device' and 'metric'")
             return []
-        tags = {str(k): str(v) for k, v in (d.get("tags") or {}).items()}
+        raw_tags = d.get("tags")
+        if raw_tags is not None and not isinstance(raw_tags, LocDict):
+            self.fail(d.locs["tags"], "'tags' must be a mapping of tag names to values")
+            return []
+        tags = {str(k): str(v) for k, v in (raw_tags or {}).items()}
         topic = str(d.get("topic", ""))
         interval = self.duration(d, "interval", interval)
         offset = self.duration(d, "offset", 0)
@@ -297,7 +301,8 @@ class _Reader:
         for mark, a in self.entries(d, "alerts", ALERT_KEYS):
             states = a.get("state")
             states_list = states if isinstance(states, list) else [states]
-            if not all(s in {x.value for x in AlertState} for s in states_list):
+            known = {x.value for x in AlertState}
+            if not all(isinstance(s, str) and s in known for s in states_list):
                 self.fail(mark, f"'state' must be one of {', '.join(s.value for s in AlertState)}")
             if not isinstance(a.get("rule"), str) or not isinstance(a.get("device"), str):
                 self.fail(mark, "an expected alert needs 'rule' and 'device'")

@@ -10,6 +10,23 @@ Two deliberate departures from YAML 1.1, both because they bite sensor users:
 ``on/off/yes/no`` stay strings (a command value ``ON`` must not become
 ``True``; only ``true``/``false`` are booleans), and a duplicate key is an
 error instead of silently keeping the last one.
+
+Every Outpost YAML file (``outpost.yaml``, rule files, rule test files) is
+loaded here, so the limits that keep a hostile or broken file from stopping
+the gateway live here too. Each is refused with ``file:line:col: message``
+before it costs anything:
+
+- more than :data:`MAX_BYTES` of text (parsing is linear in the size, so the
+  size bounds the time and memory a file can take);
+- collections nested deeper than :data:`MAX_DEPTH` (the composer recurses per
+  level: a few thousand ``[`` would exhaust Python's stack);
+- aliases (``*name``): each one is a copy of its anchor, so nine lines of
+  aliases to aliases expand to a billion values ("billion laughs"), and an
+  alias inside its own anchor is a loop. Anchors alone are harmless and allowed.
+
+Any other failure of the YAML library (a bad character, an explicit tag its
+constructor cannot build, like ``!!int abc`` or the date ``2024-13-45``) is a
+:class:`SourceError` at its position too: nothing else leaves this module.
 """
 
 from __future__ import annotations
@@ -19,6 +36,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from yaml.reader import ReaderError
+
+MAX_BYTES = 1024 * 1024
+"""Largest YAML file (UTF-8 bytes) any loader accepts."""
+MAX_DEPTH = 32
+"""Deepest nesting of mappings and sequences (the document's top level is 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +103,68 @@ _Loader.add_implicit_resolver(
 )
 
 
+class _BoundedLoader(_Loader):
+    """Composes nodes with :data:`MAX_DEPTH` and without aliases (see the module doc)."""
+
+    def __init__(self, text: str, file: str) -> None:
+        super().__init__(text)
+        self._file = file
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            anchor = event.anchor
+            raise self._refuse(event, f"aliases (*{anchor}) are not accepted: write the value out")
+        if not isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            raise self._refuse(event, f"nested deeper than {MAX_DEPTH} levels")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _refuse(self, event: yaml.Event, message: str) -> SourceError:
+        at = event.start_mark
+        where = Mark(self._file, at.line + 1, at.column + 1) if at else Mark(self._file, 1, 1)
+        return SourceError([Problem(where, f"YAML: {message}")])
+
+
 def _mark(file: str, node: yaml.Node) -> Mark:
     return Mark(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _yaml_problem(exc: yaml.YAMLError, file: str, text: str) -> Problem:
+    """The YAML library's error as one problem at its position."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = Mark(file, mark.line + 1, mark.column + 1) if mark else Mark(file, 1, 1)
+        return Problem(where, f"YAML: {exc.problem or exc.context}")
+    if isinstance(exc, ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return Problem(Mark(file, line, col), f"YAML: {exc.reason} (character #x{char:04x})")
+    return Problem(Mark(file, 1, 1), f"YAML: {exc}")
+
+
+def _scalar(file: str, node: yaml.Node, loader: _Loader, problems: list[Problem]) -> Any:
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError:
+        raise
+    except Exception:  # the library's constructors fail with whatever the conversion raised
+        problems.append(
+            Problem(_mark(file, node), f"YAML: cannot read {_shown(node)} as {node.tag}")
+        )
+        return None
+
+
+def _shown(node: yaml.Node) -> str:
+    text = repr(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _convert(file: str, node: yaml.Node, loader: _Loader, problems: list[Problem]) -> Any:
@@ -90,7 +173,7 @@ def _convert(file: str, node: yaml.Node, loader: _Loader, problems: list[Problem
         out = LocDict()
         out.mark, out.key_locs, out.locs = _mark(file, node), {}, {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _scalar(file, key_node, loader, problems)
             if not isinstance(key, str):
                 key = str(key)
             if key in out:
@@ -112,35 +195,40 @@ def _convert(file: str, node: yaml.Node, loader: _Loader, problems: list[Problem
             seq.locs.append(_mark(file, item))
             seq.append(_convert(file, item, loader, problems))
         return seq
-    return loader.construct_object(node, deep=True)
+    return _scalar(file, node, loader, problems)
 
 
 def load_yaml(text: str, file: str) -> Any:
-    """Parse one YAML document; raise :class:`SourceError` on syntax errors or duplicate keys.
+    """Parse one YAML document; raise :class:`SourceError` on anything it cannot load.
 
-    An empty document loads as ``None``.
+    That is: syntax errors, duplicate keys, values the library cannot build,
+    and the limits of the module doc. An empty document loads as ``None``.
     """
-    loader = _Loader(text)
+    if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise SourceError([Problem(Mark(file, 1, 1), too_large())])
     try:
-        node = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Mark(file, mark.line + 1, mark.column + 1) if mark else Mark(file, 1, 1)
-        raise SourceError([Problem(where, f"YAML: {exc.problem or exc.context}")]) from None
+        loader = _BoundedLoader(text, file)  # reads the whole text: refuses unprintable characters
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
-        raise SourceError([Problem(Mark(file, 1, 1), f"YAML: {exc}")]) from None
-    finally:
-        loader.dispose()
+        raise SourceError([_yaml_problem(exc, file, text)]) from None
     if node is None:
         return None
     problems: list[Problem] = []
     try:
         data = _convert(file, node, _Loader(""), problems)
     except yaml.YAMLError as exc:
-        raise SourceError([Problem(Mark(file, 1, 1), f"YAML: {exc}")]) from None
+        raise SourceError([_yaml_problem(exc, file, text)]) from None
     if problems:
         raise SourceError(problems)
     return data
+
+
+def too_large() -> str:
+    """The message for a file over :data:`MAX_BYTES` (also used by the readers of files)."""
+    return f"file is larger than {MAX_BYTES / 2**20:g} MiB, the limit for a YAML file"
 
 
 def locate(data: Any, path: tuple[int | str, ...], default: Mark) -> Mark:

@@ -10,18 +10,25 @@ InfluxDB, notifiers); command requests go to the
 
 Rule files are re-read when they change (polled) or on SIGHUP: a valid new
 set replaces the old one and rules whose definition did not change keep their
-state; an invalid set is refused with every error and the old rules keep
-running. At start the alert state is rebuilt from the journal, so a restart
-neither re-announces a firing alert nor forgets a pending one.
+state; a set that cannot be loaded is refused with every error and the old rules
+keep running. "Cannot be loaded" includes a folder of the ``rules:`` globs that
+cannot be listed (out of file descriptors, replaced by a file) and a file that
+cannot be read: neither may pass for "no rule files", which would unload every
+rule. Each reload, applied or refused, is logged and journaled
+(``rules_reload``). Files are read and compiled on a worker thread, so even a
+large rule set does not hold up the event loop. At start the alert state is
+rebuilt from the journal, so a restart neither re-announces a firing alert nor
+forgets a pending one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
+import fnmatch
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +39,7 @@ from gateway.actions.commands import Origin
 from gateway.actions.dispatcher import CommandDispatcher
 from gateway.journal import Journal
 from gateway.metrics import Family, Metrics, Sample
+from gateway.yamlfiles import read_text
 from rules import (
     AlertEvent,
     CommandRequest,
@@ -61,27 +69,76 @@ FAMILIES = (
 TICK_MAX = 0.25  # seconds: the latest a time-based transition happens live
 RELOAD_POLL = 2.0  # seconds between checks of the rule files' modification times
 CHECKPOINT_EVERY = 60.0
+JOURNALED_ERRORS = 20  # a refused reload journals its first errors; the log has them all
 
 
 def rule_files(patterns: list[str]) -> list[Path]:
-    """Files matching the config's ``rules:`` globs, in a stable order."""
+    """Files matching the config's ``rules:`` globs, in a stable order.
+
+    Raises OSError when a folder cannot be listed (see :func:`_glob`).
+    """
     found: dict[str, Path] = {}
     for pattern in patterns:
-        for name in sorted(glob.glob(pattern)):
+        for name in sorted(_glob(pattern)):
             found.setdefault(os.path.abspath(name), Path(name))
     return list(found.values())
 
 
+_MAGIC = re.compile(r"[*?[]")
+
+
+def _glob(pattern: str) -> list[str]:
+    """What :func:`glob.glob` finds, except that a folder it cannot list is an error.
+
+    ``glob.glob`` answers "no files" to every error (out of file descriptors,
+    a folder replaced by a file, an I/O error); for rule files that would unload
+    every rule. Only a folder that does not exist is "no files" here. As with
+    ``glob.glob``, a wildcard does not match a name starting with a dot.
+    """
+    if not _MAGIC.search(pattern):
+        return [pattern] if os.path.lexists(pattern) else []
+    head, tail = os.path.split(pattern)
+    folders = [d for d in _glob(head) if os.path.isdir(d)] if _MAGIC.search(head) else [head]
+    if not _MAGIC.search(tail):
+        return [path for d in folders if os.path.lexists(path := os.path.join(d, tail))]
+    return [
+        os.path.join(folder, name)
+        for folder in folders
+        for name in _names(folder)
+        if fnmatch.fnmatchcase(name, tail) and (tail.startswith(".") or not name.startswith("."))
+    ]
+
+
+def _names(folder: str) -> list[str]:
+    try:
+        with os.scandir(folder or os.curdir) as entries:
+            return [entry.name for entry in entries]
+    except FileNotFoundError:
+        return []
+
+
 def load_rule_files(patterns: list[str]) -> tuple[RuleSet, list[Path]]:
     """Read and validate every rule file; raises SourceError with every problem."""
-    files = rule_files(patterns)
-    sources = []
+    try:
+        files = rule_files(patterns)
+    except OSError as exc:
+        where = exc.filename or ", ".join(patterns)
+        raise SourceError(
+            [Problem(Mark(str(where), 1, 1), f"cannot list rule files: {exc.strerror}")]
+        ) from None
+    sources, problems = [], []
     for path in files:
         try:
-            sources.append((str(path), path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SourceError([Problem(Mark(str(path), 1, 1), f"cannot read: {exc}")]) from None
-    return load_rules(sources), files
+            sources.append((str(path), read_text(path)))
+        except SourceError as exc:
+            problems.extend(exc.problems)
+    try:
+        ruleset = load_rules(sources)
+    except SourceError as exc:
+        raise SourceError(problems + exc.problems) from None
+    if problems:
+        raise SourceError(problems)
+    return ruleset, files
 
 
 class RulesRuntime:
@@ -110,6 +167,8 @@ class RulesRuntime:
         self._index_rules(ruleset)
         restored = self.engine.restore(journal.alerts(), journal.series())
         self._wake = asyncio.Event()
+        self._reload_asked = False
+        self._reloading = asyncio.Lock()
         self._observed = 0
         self._timed = metrics.rule_eval_seconds
         self._inhibited: set[tuple[str, str]] = set()
@@ -198,35 +257,77 @@ class RulesRuntime:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.001, sleep))
-            if loop.time() >= next_reload:
+            if self._reload_asked or loop.time() >= next_reload:
                 next_reload = loop.time() + RELOAD_POLL
-                if self._stat() != self._mtimes:
-                    self.reload()
+                if self._reload_asked or self._stat() != self._mtimes:
+                    self._reload_asked = False
+                    await self.reload()
             if loop.time() >= next_checkpoint:
                 next_checkpoint = loop.time() + CHECKPOINT_EVERY
                 self.checkpoint()
 
-    def _stat(self) -> dict[str, float]:
+    def _stat(self) -> dict[str, float] | str:
+        """The rule files' modification times, or why their folders cannot be listed.
+
+        A folder that stays unlistable gives the same answer poll after poll, so
+        its refused reload is logged and journaled once, not every poll.
+        """
+        try:
+            files = rule_files(self._patterns)
+        except OSError as exc:
+            return f"cannot list: {exc}"
         mtimes = {}
-        for path in rule_files(self._patterns):
+        for path in files:
             try:
                 mtimes[str(path)] = path.stat().st_mtime
             except OSError:
                 continue
         return mtimes
 
-    def reload(self) -> bool:
-        """Re-read the rule files; keep the old rules if the new ones are invalid."""
-        self._mtimes = self._stat()
-        try:
-            ruleset, files = load_rule_files(self._patterns)
-        except SourceError as exc:
-            self.errors = [str(problem) for problem in exc.problems]
-            self._metrics.rule_reloads.labels("refused").inc()
-            log.error(
-                "rule files changed but are invalid; the previous rules keep running:\n%s", exc
-            )
-            return False
+    def ask_reload(self) -> None:
+        """SIGHUP: reload soon, from the rules task (the signal handler cannot wait)."""
+        self._reload_asked = True
+        self._wake.set()
+
+    async def reload(self) -> bool:
+        """Re-read the rule files; keep the running rules unless the new ones all load.
+
+        Reading and compiling happen on a worker thread; the swap happens here, on
+        the event loop, between two readings. One reload at a time.
+        """
+        async with self._reloading:
+            self._mtimes = self._stat()
+            try:
+                ruleset, files = await asyncio.to_thread(load_rule_files, self._patterns)
+            except SourceError as exc:
+                self._refuse([str(problem) for problem in exc.problems])
+                return False
+            except Exception as exc:  # a loader bug must not take the running rules with it
+                log.exception("loading the rule files failed")
+                self._refuse([f"loading the rule files failed: {type(exc).__name__}: {exc}"])
+                return False
+            self._apply(ruleset, files)
+            return True
+
+    def _refuse(self, errors: list[str]) -> None:
+        self.errors = errors
+        self._metrics.rule_reloads.labels("refused").inc()
+        log.error(
+            "rule files changed but are invalid; the previous %d rules keep running:\n%s",
+            self.rule_count,
+            "\n".join(errors),
+        )
+        self._journal.append(
+            "rules_reload",
+            {
+                "outcome": "refused",
+                "running": self.rule_count,
+                "errors": errors[:JOURNALED_ERRORS],
+                "more_errors": max(0, len(errors) - JOURNALED_ERRORS),
+            },
+        )
+
+    def _apply(self, ruleset: RuleSet, files: list[Path]) -> None:
         result = self.engine.reload(ruleset)
         self._files = files
         self.errors = []
@@ -240,8 +341,19 @@ class RulesRuntime:
             len(result.removed),
             result.dropped_alerts,
         )
+        self._journal.append(
+            "rules_reload",
+            {
+                "outcome": "applied",
+                "running": self.rule_count,
+                "kept": len(result.kept),
+                "changed": len(result.changed),
+                "added": len(result.added),
+                "removed": len(result.removed),
+                "alerts_dropped": result.dropped_alerts,
+            },
+        )
         self._wake.set()
-        return True
 
     def checkpoint(self) -> None:
         self._journal.checkpoint(self.engine.alerts(), self.engine.export_series())

@@ -30,10 +30,27 @@ def describe(entry: Entry) -> str:
         )
     elif entry.kind == "command_refused":
         text = f"command REFUSED for {p.get('target')}: {p.get('detail')} (rule {p.get('rule')})"
+    elif entry.kind == "rules_reload":
+        text = _describe_reload(p)
     else:
         text = f"{entry.kind} {json.dumps(p, ensure_ascii=False)}"
     trace = f"  [trace {entry.trace_id}]" if entry.trace_id else ""
     return f"{when}  {text}{trace}"
+
+
+def _describe_reload(p: dict[str, Any]) -> str:
+    if p.get("outcome") != "refused":
+        return (
+            f"rules reloaded: {p.get('running')} running ({p.get('kept')} kept, "
+            f"{p.get('changed')} changed, {p.get('added')} added, {p.get('removed')} removed)"
+        )
+    errors = [str(e) for e in p.get("errors") or []]
+    more = len(errors) - 1 + int(p.get("more_errors") or 0)
+    first = errors[0] if errors else "?"
+    return (
+        f"rules reload REFUSED, the previous {p.get('running')} rules keep running: {first}"
+        + (f" (and {more} more)" if more else "")
+    )
 
 
 def as_json(entry: Entry) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from gateway.yamlfiles import read_text
 from rules import AlertEvent, CommandRequest, Engine, SourceError, load_rules, replay
 from rules.durations import DurationError, parse_duration
 from rules.events import rfc3339
@@ -71,9 +72,9 @@ def _read(paths: Sequence[str], err: TextIO) -> list[tuple[str, str]] | None:
     ok = True
     for path in paths:
         try:
-            sources.append((path, Path(path).read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"{path}:1:1: cannot read: {exc}", file=err)
+            sources.append((path, read_text(path)))
+        except SourceError as exc:
+            print(exc, file=err)
             ok = False
     return sources if ok else None
 

@@ -22,6 +22,7 @@ from gateway.config.addresses import is_loopback, split_listen
 from gateway.config.environment import substitute
 from gateway.config.schema import Config
 from gateway.topics import TemplateError, TopicTemplate
+from gateway.yamlfiles import read_text
 from rules.yamlsrc import (
     LocDict,
     LocList,
@@ -63,15 +64,7 @@ def load_config(explicit: str | None = None, environ: dict[str, str] | None = No
         return LoadedConfig(Config(), None, Path.cwd())
     env = dict(os.environ if environ is None else environ)
     name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SourceError(
-            [Problem(Mark(name, 1, 1), f"cannot read config: {exc.strerror}")]
-        ) from None
-    except UnicodeDecodeError:
-        raise SourceError([Problem(Mark(name, 1, 1), "config is not UTF-8 text")]) from None
-    return parse_config(text, name, path.resolve().parent, env)
+    return parse_config(read_text(path), name, path.resolve().parent, env)
 
 
 def parse_config(text: str, name: str, base_dir: Path, env: dict[str, str]) -> LoadedConfig:

@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from gateway.config.addresses import is_loopback
 from gateway.config.environment import written_in_file
+from gateway.yamlfiles import read_text
 from rules.yamlsrc import SourceError, load_yaml
 
 if TYPE_CHECKING:
@@ -143,8 +144,8 @@ def check_permissions(loaded: LoadedConfig) -> list[str]:
     path = loaded.path
     if path is not None:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = read_text(path)
+        except SourceError:
             text = ""
         inline = inline_secret_keys(text)
         if inline and _world_readable(path):

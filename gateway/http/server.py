@@ -291,5 +291,5 @@ class HttpServer:
         return _json({"removed": silence_id})
 
     async def reload_rules(self, request: web.Request) -> web.Response:
-        ok = self._controls.reload_rules()
+        ok = await self._controls.reload_rules()
         return _json({"reloaded": ok}, 200 if ok else 422)

@@ -46,6 +46,6 @@ class Controls:
     def remove_silence(self, silence_id: int) -> bool:
         return self._silences.remove(silence_id)
 
-    def reload_rules(self) -> bool:
+    async def reload_rules(self) -> bool:
         """Re-read the rule files now; False (old rules kept) if they are invalid."""
-        return self._rules.reload()
+        return await self._rules.reload()
