@@ -194,7 +194,7 @@ def build(
     rules = RulesRuntime(
         cfg.rules, journal=journal, bus=bus, dispatcher=dispatcher, metrics=metrics
     )
-    if rules.rule_count:
+    if cfg.rules:  # rule files may appear later, with a reload
         pipeline.add_observer(rules.observe)
 
     for levels in (source, writer, rules):

@@ -140,6 +140,23 @@ def test_hot_reload_keeps_state_of_unchanged_rules_and_refuses_broken_files(
     assert json.loads(resolved.payload)["state"] == "resolved"
 
 
+def test_rules_added_by_a_reload_see_readings_when_the_gateway_started_with_none(
+    rules_config, mosquitto
+):
+    rule_file = rules_config.parent / "rules.d" / "greenhouse.yaml"
+    rule_file.unlink()  # the glob matches nothing at start
+    with (
+        GatewayProcess(rules_config) as gateway,
+        Device(mosquitto.port, subscribe=["outpost/alerts/#"]) as device,
+    ):
+        rule_file.write_text("rules:" + EXTRA_RULE)
+        gateway.proc.send_signal(signal.SIGHUP)
+        gateway.wait_log("rules reloaded: 0 kept, 0 changed, 1 added")
+        device.publish("sensors/gh-2/temperature", "3")
+        [cold] = device.collect(1, timeout=10)
+    assert json.loads(cold.payload)["rule"] == "cold"
+
+
 def test_invalid_rule_file_stops_the_start_with_its_line(tmp_path, mosquitto, influxdb, influx_db):
     (tmp_path / "bad.yaml").write_text("rules:\n  - name: x\n    when: value >> 3\n")
     config = gateway_config(mosquitto.port, influxdb.url, influx_db, rules=["bad.yaml"])
