@@ -26,8 +26,8 @@ from gateway.config import Config, LoadedConfig
 from gateway.deadletter import DeadLetters
 from gateway.devices_runtime import DevicesRuntime
 from gateway.http.server import HttpServer
-from gateway.influx import make_sink
-from gateway.influx.lineproto import LineEncoder, Unwritable
+from gateway.influx import make_encoder, make_sink
+from gateway.influx.lineproto import Unwritable
 from gateway.influx.sink import InfluxSink
 from gateway.influx.writer import InfluxWriter
 from gateway.ingest.deadband import Deadband
@@ -128,6 +128,7 @@ def build(
     )
     deadletters = DeadLetters(lambda topic, payload: link.publish(topic, payload, qos=0), metrics)
     sink = make_sink(cfg.influx)
+    encoder = make_encoder(cfg.influx)
     outbox = open_outbox(cfg)
 
     writer = InfluxWriter(
@@ -152,6 +153,7 @@ def build(
         unsynced=cfg.clock.unsynced,
         hold_max=cfg.clock.hold_max,
         device_tags={name: d.tags for name, d in cfg.devices.items()},
+        encoder=encoder,
     )
     devices = DevicesRuntime(loaded, metrics)
     pipeline.add_observer(devices.observe)
@@ -166,14 +168,13 @@ def build(
         notify=notifications.submit,
         metrics=metrics,
         deaf=deaf,
+        encoder=encoder,
     )
     writer.watch_auth(
         lambda failing, status: bus.emit(
             influx_auth_alert(failing, status, journal.now()), journal.now()
         )
     )
-
-    encoder = LineEncoder()
 
     def write_point(measurement: str, tags: object, fields: object, ts: int) -> None:
         try:

@@ -107,13 +107,14 @@ class AlertBus:
         notify: Notify,
         metrics: Metrics,
         deaf: DeafPeriods,
+        encoder: LineEncoder | None = None,
     ) -> None:
         self._publish = publish
         self._journal = journal
         self._write_line = write_line
         self._notify = notify
         self._metrics = metrics
-        self._encoder = LineEncoder()
+        self._encoder = encoder or LineEncoder()
         self.deaf = deaf
 
     def inhibited(self, event: Mapping[str, Any], at: int, absent_window: int | None) -> bool:

@@ -130,6 +130,11 @@ class InputConfig(_Model):
 
 class InfluxConfig(_Model):
     url: str = "http://localhost:8086"
+    server: Literal["influxdb", "victoriametrics"] = Field(
+        "influxdb",
+        description="the database behind url: InfluxDB 1.x/2.x and VictoriaMetrics read a "
+        "backslash in a name differently, and VictoriaMetrics stores numbers only",
+    )
     token: SecretStr | None = None
     token_file: str | None = None
     org: str | None = None

@@ -45,6 +45,16 @@ def kind_of(status: int) -> str:
     return "server"
 
 
+def encode_body(body: str) -> bytes:
+    """``body`` as UTF-8; text that has none (a lone surrogate) is refused like a bad point."""
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise WriteError(
+            "bad_points", f"line protocol is not UTF-8 ({exc.reason} at {exc.start})"
+        ) from None
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header (only the delta-seconds form is used)."""
     if not value:

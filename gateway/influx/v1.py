@@ -13,7 +13,7 @@ import aiohttp
 
 from gateway.config.schema import InfluxConfig
 from gateway.config.security import redact_url, redact_urls_in
-from gateway.influx.sink import WriteError, kind_of, parse_retry_after
+from gateway.influx.sink import WriteError, encode_body, kind_of, parse_retry_after
 
 
 def _quote_ident(name: str) -> str:
@@ -67,7 +67,7 @@ class InfluxV1Sink:
         params = {"db": self._database, "precision": "ns"}
         if self._rp:
             params["rp"] = self._rp
-        data = body.encode("utf-8")
+        data = encode_body(body)
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self._gzip:
             data = gzip.compress(data, compresslevel=1)

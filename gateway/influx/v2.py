@@ -13,7 +13,7 @@ from influxdb_client.rest import ApiException
 
 from gateway.config.schema import InfluxConfig
 from gateway.config.security import redact_url, redact_urls_in
-from gateway.influx.sink import WriteError, kind_of, parse_retry_after
+from gateway.influx.sink import WriteError, encode_body, kind_of, parse_retry_after
 
 
 class InfluxV2Sink:
@@ -54,11 +54,12 @@ class InfluxV2Sink:
 
     async def write(self, body: str) -> None:
         assert self._client is not None, "open() first"
+        data = encode_body(body)
         try:
             await self._client.write_api().write(
                 bucket=self._bucket,
                 org=self._org,
-                record=body.encode("utf-8"),
+                record=data,
                 write_precision=WritePrecision.NS,
             )
         except ApiException as exc:

@@ -69,13 +69,14 @@ class Pipeline:
         unsynced: str = "hold",
         hold_max: int = 100_000,
         device_tags: Mapping[str, Mapping[str, str]] | None = None,
+        encoder: LineEncoder | None = None,
     ) -> None:
         self._router: TopicRouter[Input] = TopicRouter([(i.template, i) for i in inputs])
         self._writer = writer
         self._deadletters = deadletters
         self._metrics = metrics
         self._loop = loop
-        self._encoder = LineEncoder()
+        self._encoder = encoder or LineEncoder()
         self._observers: list[Observer] = []
         self._queue: deque[tuple[list[Reading] | None, object | None, str, Input | None]] = deque()
         # Messages held while the gateway's clock is not yet valid (see gateway.ingest.timekeeping).
