@@ -92,10 +92,16 @@ class PendingCommand:
 
 @dataclass(frozen=True, slots=True)
 class Availability:
-    """A device went online or offline (from an LWT, availability or state topic)."""
+    """A device went online or offline (from an LWT, availability or state topic).
+
+    ``session``: the word of a session-keeping convention (Sparkplug's births and
+    deaths). Such a device reports by exception, so while its session is up it is
+    online however long it stays silent.
+    """
 
     device: str
     online: bool
+    session: bool = False
 
 
 @dataclass(frozen=True, slots=True)
