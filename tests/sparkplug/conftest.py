@@ -83,11 +83,11 @@ def until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -
 def spb_gateway(tmp_path: Path, mosquitto, influxdb, influx_db) -> Iterator[Callable[..., Gateway]]:
     started: list[GatewayProcess] = []
 
-    def start(**extra: Any) -> Gateway:
-        (tmp_path / "rules.yaml").write_text(RULES, encoding="utf-8")
+    def start(rules: str = RULES, devices: dict[str, Any] | None = None, **extra: Any) -> Gateway:
+        (tmp_path / "rules.yaml").write_text(rules, encoding="utf-8")
         (tmp_path / "api.token").write_text(TOKEN, encoding="utf-8")
         tmp_path.joinpath("api.token").chmod(0o600)
-        devices = {
+        devices = devices or {
             MOTOR: {
                 "convention": "sparkplug",
                 "commands": {"Outputs/Speed": {"type": "int", "min": 0, "max": 100},
