@@ -506,6 +506,8 @@ def _bdseq(msg: spb.Payload) -> int | None:
     for metric in msg.metrics:
         if metric.name == BDSEQ:
             datatype = metric.datatype if metric.HasField("datatype") else spb.INT64
+            if datatype not in spb.INTEGERS:
+                return None
             try:
                 return int(spb.value_of(metric, datatype))
             except InvalidReading:
