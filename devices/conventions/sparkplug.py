@@ -37,7 +37,10 @@ from devices.conventions.base import (
     Publish,
     check_device_id,
 )
-from devices.model import Reading
+from devices.conventions.helpers import same_value
+from devices.model import InvalidReading, Reading
+from devices.sparkplug import payload as spb
+from devices.sparkplug import topic as topics
 from devices.sparkplug.host import SparkplugHost
 from devices.sparkplug.topic import NAMESPACE, build
 
@@ -101,4 +104,28 @@ class SparkplugConvention:
         return filters
 
     def confirm(self, message: Message, pending: PendingCommand) -> Confirmation | None:
-        return self.host.confirm(message.topic, message.payload, pending)
+        """The settings of ``pending`` that a data message reports at their requested value."""
+        try:
+            parsed = topics.parse(message.topic)
+            node, sp_device, entity = self.host.target(pending.device)
+            if parsed is None or parsed.kind not in topics.DATA:
+                return None
+            if (parsed.group, parsed.node, parsed.device) != (node.group, node.node, sp_device):
+                return None
+            payload = spb.parse(message.payload)
+        except InvalidReading:
+            return None
+        confirmed = set()
+        for metric in payload.metrics:
+            d, _ = entity.resolve(metric)
+            if d is None:
+                continue
+            try:
+                value = spb.value_of(metric, d.datatype)
+            except InvalidReading:
+                continue
+            reported = entity.wire_name(d.name)
+            for key, requested in pending.settings.items():
+                if entity.wire_name(key) == reported and same_value(requested, value):
+                    confirmed.add(key)
+        return Confirmation(frozenset(confirmed)) if confirmed else None

@@ -11,7 +11,7 @@ rebirth requests, dead-letter a refused message, log the notes::
                                                   #        publishes, notes, refusal)
     step = host.tick(now_ns)                      # about once a second: rebirth timeouts
     host.command(device, settings, now_ns)        # → [Publish] (DCMD / NCMD)
-    host.confirm(topic, payload, pending)         # → Confirmation | None (the DDATA echo)
+    host.target(device)                           # → the node and birth of a device id
 
 **Per edge node** (:class:`devices.sparkplug.session.Node`)::
 
@@ -50,9 +50,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from devices.conventions.base import Availability, Confirmation, PendingCommand, Publish
-from devices.conventions.helpers import same_value
 from devices.decoding import DecodeError
+from devices.messages import Availability, Publish
 from devices.model import InvalidReading, Reading, check_value
 from devices.sparkplug import payload as spb
 from devices.sparkplug import topic as topics
@@ -343,7 +342,8 @@ class SparkplugHost:
         sent = ctx.now  # a payload without a (usable) timestamp: its arrival
         if msg.HasField("timestamp") and msg.timestamp <= spb.MS_MAX:
             sent = msg.timestamp * 1_000_000
-        tags = {**ctx.tags, "group": node.group, "node": node.node}
+        inputs = tuple(ctx.tags.items())
+        tag_sets = entity.tag_sets
         out = step.readings
         for metric in msg.metrics:
             if birth:
@@ -387,12 +387,19 @@ class SparkplugHost:
                 self.skipped["null" if metric.is_null else "transient"] += 1
                 continue
             try:
-                value = check_value(spb.value_of(metric, d.datatype))
+                value = spb.value_of(metric, d.datatype)
+                if type(value) is str:
+                    check_value(value)  # no newline: it would end the line-protocol line
                 ts = spb.timestamp_ns(metric.timestamp) if metric.HasField("timestamp") else sent
             except InvalidReading as exc:
                 self.skipped[exc.reason] += 1
                 continue
-            metric_tags = {**tags, "unit": d.unit} if d.unit else tags
+            metric_tags = tag_sets.get((inputs, d.unit))
+            if metric_tags is None:  # the same few dicts for every reading of the entity
+                metric_tags = {**ctx.tags, "group": node.group, "node": node.node}
+                if d.unit:
+                    metric_tags["unit"] = d.unit
+                tag_sets[(inputs, d.unit)] = metric_tags
             out.append(
                 Reading(
                     entity.device_id,
@@ -463,33 +470,6 @@ class SparkplugHost:
         kind = "DCMD" if sp_device else "NCMD"
         topic = topics.build(node.group, kind, node.node, sp_device)
         return [Publish(topic, spb.encode(metrics, now_ns // 1_000_000), qos=0)]
-
-    def confirm(self, topic: str, payload: bytes, pending: PendingCommand) -> Confirmation | None:
-        """The settings of ``pending`` that a data message reports at their requested value."""
-        try:
-            parsed = topics.parse(topic)
-            node, sp_device, entity = self.target(pending.device)
-            if parsed is None or parsed.kind not in topics.DATA:
-                return None
-            if (parsed.group, parsed.node, parsed.device) != (node.group, node.node, sp_device):
-                return None
-            message = spb.parse(payload)
-        except InvalidReading:
-            return None
-        confirmed = set()
-        for metric in message.metrics:
-            d, _ = entity.resolve(metric)
-            if d is None:
-                continue
-            try:
-                value = spb.value_of(metric, d.datatype)
-            except InvalidReading:
-                continue
-            reported = entity.wire_name(d.name)
-            for key, requested in pending.settings.items():
-                if entity.wire_name(key) == reported and same_value(requested, value):
-                    confirmed.add(key)
-        return Confirmation(frozenset(confirmed)) if confirmed else None
 
 
 @dataclass(slots=True)

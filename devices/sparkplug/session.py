@@ -58,6 +58,10 @@ class Entity:
     aliases: dict[int, MetricDef]
     prefixed: bool  # mqtt-spb-wrapper: births say DATA/x, data messages say x
     online: bool = True
+    # The readings' tags by (the input's tags, unit): shared, never changed once made.
+    tag_sets: dict[tuple[tuple[tuple[str, str], ...], str], dict[str, str]] = field(
+        default_factory=dict
+    )
 
     def resolve(self, metric: spb.Metric) -> tuple[MetricDef | None, bool]:
         """The definition a data metric refers to, and whether its bare name was mapped.

@@ -9,6 +9,8 @@ from __future__ import annotations
 import pytest
 
 from devices.conventions.base import PendingCommand
+from devices.conventions.sparkplug import SparkplugConvention
+from devices.decoding import Message
 from devices.sparkplug import payload as spb
 from devices.sparkplug.host import SparkplugHost
 from simulators.sparkplug import EdgeNode, MetricSpec
@@ -243,9 +245,9 @@ def test_the_ddata_that_reports_the_written_value_confirms_the_command():
     _, written = node.command(publish.topic, publish.payload)
     assert written == {"motor": {"Outputs/Speed": 75}}
     other = node.data("motor", {"Outputs/Speed": 50})
-    assert host.confirm(*other, pending) is None
+    assert SparkplugConvention(host=host).confirm(Message(*other, {}, T0), pending) is None
     echo = node.data("motor", {"Outputs/Speed": 75})
-    confirmation = host.confirm(*echo, pending)
+    confirmation = SparkplugConvention(host=host).confirm(Message(*echo, {}, T0), pending)
     assert confirmation is not None and confirmation.keys == {"Outputs/Speed"}
 
 
