@@ -90,12 +90,14 @@ def spb_gateway(tmp_path: Path, mosquitto, influxdb, influx_db) -> Iterator[Call
         devices = devices or {
             MOTOR: {
                 "convention": "sparkplug",
-                "commands": {"Outputs/Speed": {"type": "int", "min": 0, "max": 100},
-                             "Outputs/Enabled": {}},
+                "commands": {
+                    "Outputs/Speed": {"type": "int", "min": 0, "max": 100},
+                    "Outputs/Enabled": {},
+                },
                 "ack_timeout": "2s",
                 "retries": 0,
             }
-        }  # fmt: skip
+        }
         config = gateway_config(
             mosquitto.port,
             influxdb.url,

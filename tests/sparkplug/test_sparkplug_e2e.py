@@ -117,9 +117,14 @@ def test_a_dead_node_is_offline_and_its_silence_fires_the_absent_rule(spb_gatewa
         node.kill()  # no DISCONNECT: the broker delivers the NDEATH (the will)
         dead = until(lambda: _offline(gateway, MOTOR) and _offline(gateway, NODE), what="offline")
         firing = until(
-            lambda: [m for m in alerts.on(f"outpost/alerts/motor_silent/{MOTOR}")
-                     if json.loads(m.payload)["state"] == "firing"],
-            timeout=15, what="the absent() alert")  # fmt: skip
+            lambda: [
+                m
+                for m in alerts.on(f"outpost/alerts/motor_silent/{MOTOR}")
+                if json.loads(m.payload)["state"] == "firing"
+            ],
+            timeout=15,
+            what="the absent() alert",
+        )
     finally:
         alerts.close()
     assert dead["online_reason"] == "availability"
@@ -138,8 +143,10 @@ def test_a_command_goes_out_as_a_dcmd_and_the_ddata_confirms_it(spb_gateway, mos
         until(lambda: (gateway.device(MOTOR) or {}).get("online"), what="the DBIRTH")
         status, answer = gateway.command(MOTOR, {"Outputs/Speed": 75})
         assert status == 202 and answer["outcome"] == "sent", answer
-        until(lambda: node.model._entities["motor"].metrics["Outputs/Speed"].value == 75,
-              what="the DCMD at the node")  # fmt: skip
+        until(
+            lambda: node.model._entities["motor"].metrics["Outputs/Speed"].value == 75,
+            what="the DCMD at the node",
+        )
         until(lambda: _outcome(gateway, "acked"), what="the acknowledgement")
         # the birth's datatype is checked too: Outputs/Enabled is a Boolean
         status, answer = gateway.command(MOTOR, {"Outputs/Enabled": 5})
@@ -150,7 +157,8 @@ def test_a_command_goes_out_as_a_dcmd_and_the_ddata_confirms_it(spb_gateway, mos
     sent = pb.Payload()
     sent.ParseFromString(node.commands[0][1])
     assert [(m.alias, m.int_value) for m in sent.metrics] == [
-        (node.model._entities["motor"].aliases["Outputs/Speed"], 75)]  # fmt: skip
+        (node.model._entities["motor"].aliases["Outputs/Speed"], 75)
+    ]
     assert answer["outcome"] == "refused" and "is not a Boolean" in answer["detail"], answer
     assert [c["detail"] for c in _outcome(gateway, "refused")] == ["bad_value"]
 
@@ -172,11 +180,48 @@ def test_the_gateway_announces_its_state_and_its_will_says_offline(spb_gateway, 
         until(lambda: (gateway.device(MOTOR) or {}).get("online"), what="the DBIRTH")
         gateway.process.stop(signal.SIGKILL)  # the broker publishes the will
         states = until(lambda: watch.on(f"spBv1.0/STATE/{HOST_ID}")[1:], what="the will")
+        late = Subscriber(mosquitto.port, f"spBv1.0/STATE/{HOST_ID}")
+        kept = until(lambda: late.on(f"spBv1.0/STATE/{HOST_ID}"), what="the retained will")
+        late.close()
     finally:
         waiting.stop()
         watch.close()
     birth, death = json.loads(online[0].payload), json.loads(states[0].payload)
     assert birth["online"] is True and death["online"] is False
     assert birth["timestamp"] == death["timestamp"]  # the will of the session it announced
+    assert kept[0].retain and json.loads(kept[0].payload) == death
     assert abs(birth["timestamp"] / 1000 - time.time()) < 60
-    assert online[0].retain or states[0].retain is not None
+
+
+def test_an_offline_state_of_its_own_is_answered_and_a_clean_stop_says_offline(
+    spb_gateway, mosquitto
+):
+    topic = f"spBv1.0/STATE/{HOST_ID}"
+    watch = Subscriber(mosquitto.port, topic)
+    try:
+        gateway = spb_gateway()
+        birth = json.loads(until(lambda: watch.on(topic), what="STATE")[0].payload)
+        late = Subscriber(mosquitto.port, topic)  # subscribes after it: gets the retained one
+        retained = until(lambda: late.on(topic), what="the retained STATE")
+        late.close()
+        stale = {"online": False, "timestamp": birth["timestamp"] - 60_000}
+        watch.publish(topic, json.dumps(stale))  # an older session's will, delivered late
+        answers = until(
+            lambda: [m for m in watch.on(topic)[2:] if json.loads(m.payload)["online"]],
+            what="online again",
+        )
+        gateway.process.stop()  # SIGTERM: a clean stop
+        farewell = until(
+            lambda: [
+                m
+                for m in watch.on(topic)
+                if not json.loads(m.payload)["online"]
+                and json.loads(m.payload)["timestamp"] >= birth["timestamp"]
+            ],
+            what="offline",
+        )
+    finally:
+        watch.close()
+    assert json.loads(answers[0].payload) == birth  # the same session, the same timestamp
+    assert retained[0].retain and json.loads(retained[0].payload) == birth
+    assert json.loads(farewell[0].payload)["timestamp"] >= birth["timestamp"]

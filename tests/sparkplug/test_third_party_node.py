@@ -54,14 +54,24 @@ def wrapper_python() -> Path:
     if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
         return python
     try:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True,
-                       capture_output=True, timeout=120)  # fmt: skip
-        subprocess.run([str(python), "-m", "pip", "install", "-q", WRAPPER], check=True,
-                       capture_output=True, timeout=600)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--clear", str(venv)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", WRAPPER],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
     except (subprocess.SubprocessError, OSError) as exc:
         output = getattr(exc, "stderr", b"") or b""
-        pytest.skip(f"cannot make a virtualenv with {WRAPPER} in {venv}: {exc} "
-                    f"{output.decode(errors='replace')[-300:]}")  # fmt: skip
+        pytest.skip(
+            f"cannot make a virtualenv with {WRAPPER} in {venv}: {exc} "
+            f"{output.decode(errors='replace')[-300:]}"
+        )
     return python
 
 
@@ -70,9 +80,13 @@ class WrapperNode:
 
     def __init__(self, python: Path, port: int) -> None:
         self.proc = subprocess.Popen(
-            [str(python), str(SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1,
-        )  # fmt: skip
+            [str(python), str(SCRIPT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         self.events: queue.Queue[str] = queue.Queue()
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -126,8 +140,12 @@ class WrapperNode:
 @pytest.fixture
 def wrapper_gateway(spb_gateway):
     def start():
-        device = {"convention": "sparkplug", "ack_timeout": "3s", "retries": 0,
-                  "commands": {"CMD/pump": {"type": "bool"}}}  # fmt: skip
+        device = {
+            "convention": "sparkplug",
+            "ack_timeout": "3s",
+            "retries": 0,
+            "commands": {"CMD/pump": {"type": "bool"}},
+        }
         return spb_gateway(rules=RULES, devices={DEVICE: device})
 
     return start
@@ -198,11 +216,20 @@ def test_its_death_with_a_mismatched_bdseq_and_a_seqless_ddeath_still_means_offl
         until(lambda: (gateway.device(DEVICE) or {}).get("online"), what="the DBIRTH")
         node.data({"temperature": 22.0})
         node.kill()  # both connections drop: the broker sends the NDEATH and the DDEATH wills
-        until(lambda: _offline(gateway, DEVICE) and _offline(gateway, NODE), timeout=15,
-              what="both offline")  # fmt: skip
-        until(lambda: [m for m in alerts.on(f"outpost/alerts/wrapper_silent/{DEVICE}")
-                       if json.loads(m.payload)["state"] == "firing"],
-              timeout=15, what="the absent() alert")  # fmt: skip
+        until(
+            lambda: _offline(gateway, DEVICE) and _offline(gateway, NODE),
+            timeout=15,
+            what="both offline",
+        )
+        until(
+            lambda: [
+                m
+                for m in alerts.on(f"outpost/alerts/wrapper_silent/{DEVICE}")
+                if json.loads(m.payload)["state"] == "firing"
+            ],
+            timeout=15,
+            what="the absent() alert",
+        )
     finally:
         alerts.close()
         node.close()

@@ -30,8 +30,10 @@ def say(*words: str) -> None:
 
 
 def on_thread_crash(args: threading.ExceptHookArgs) -> None:
-    say("crash", f"{args.thread.name if args.thread else '?'}: {args.exc_type.__name__}: "
-                 f"{args.exc_value}")  # fmt: skip
+    say(
+        "crash",
+        f"{args.thread.name if args.thread else '?'}: {args.exc_type.__name__}: {args.exc_value}",
+    )
 
 
 def main() -> None:
