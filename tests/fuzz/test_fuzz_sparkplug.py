@@ -16,7 +16,7 @@ import contextlib
 import math
 import os
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from devices.conventions.sparkplug import SparkplugConvention
@@ -112,6 +112,8 @@ metrics = st.lists(
     st.one_of(st.none(), st.integers(0, 300)),
     metrics,
 )
+# found by this test: an NDEATH whose bdSeq metric is typed DateTime
+@example("NDEATH", None, None, [("bdSeq", None, None, pb.DateTime, ("long_value", 5), False)])
 def test_well_formed_payloads_with_arbitrary_fields_never_break_the_host(kind, ts, seq, ms):
     host, _ = _born()
     payload = pb.Payload()
