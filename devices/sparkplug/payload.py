@@ -48,6 +48,7 @@ INT8, INT16, INT32, INT64 = pb.Int8, pb.Int16, pb.Int32, pb.Int64
 UINT8, UINT16, UINT32, UINT64 = pb.UInt8, pb.UInt16, pb.UInt32, pb.UInt64
 FLOAT, DOUBLE, BOOLEAN, STRING = pb.Float, pb.Double, pb.Boolean, pb.String
 DATETIME, TEXT, UUID = pb.DateTime, pb.Text, pb.UUID
+UNKNOWN = pb.Unknown
 
 # datatype → (bits, signed) of the integer types
 INTEGERS = {

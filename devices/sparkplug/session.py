@@ -149,7 +149,7 @@ def definitions(
 def _definition(metric: spb.Metric) -> MetricDef:
     name = metric.name if isinstance(metric.name, str) else ""
     alias = metric.alias if metric.HasField("alias") else None
-    datatype = metric.datatype if metric.HasField("datatype") else spb.pb.Unknown
+    datatype = metric.datatype if metric.HasField("datatype") else spb.UNKNOWN
     bare = name
     for prefix in WRAPPER_PREFIXES:
         if name.startswith(prefix):
