@@ -16,6 +16,7 @@ COPY gateway ./gateway
 COPY rules ./rules
 COPY devices ./devices
 COPY simulators ./simulators
+COPY wire ./wire
 RUN pip install . \
     && rm -rf /src/build
 

@@ -57,7 +57,7 @@ LONG = "a" * 4000
 CORPUS: dict[str, tuple[str, bytes]] = {
     "surrogate_value": ("json/gh-x", b'{"t": "\\ud800"}'),
     "surrogate_key": ("json/gh-x", b'{"\\ud800": 1}'),
-    "surrogate_lp_tag": ("lp/gh-x", b'temperature,zone=\\ud800 value=1'),
+    "surrogate_lp_tag": ("lp/gh-x", b"temperature,zone=\\ud800 value=1"),
     "deep_json": ("json/gh-x", b"[" * 5000 + b"]" * 5000),
     "deep_object": ("json/gh-x", b'{"a":' * 3000 + b"1" + b"}" * 3000),
     "many_fields": ("json/gh-x", json.dumps({f"f{i}": i for i in range(5000)}).encode()),
@@ -68,7 +68,7 @@ CORPUS: dict[str, tuple[str, bytes]] = {
     "other_device_lp": ("lp/gh-x", b"temperature,device=honest-0 value=99"),
     "topic_device_lp": ("lp/gh-x", b"temperature,device=fan-1/set value=1"),
     "wildcard_device_lp": ("lp/gh-x", b"temperature,device=# value=1"),
-    "bad_escape_lp": ("lp/gh-x", b"temp\\ erature,zo\\=ne=a\\ value=\"x"),
+    "bad_escape_lp": ("lp/gh-x", b'temp\\ erature,zo\\=ne=a\\ value="x'),
     "not_utf8": ("sensors/gh-x/temperature", b"\xff\xfe\xfd"),
     "nan": ("sensors/gh-x/temperature", b"NaN"),
     "huge_number": ("sensors/gh-x/temperature", b"1e999"),
@@ -203,15 +203,19 @@ def run(seconds: float, attack_rate: float, honest_rate: float, workdir: Path) -
         with open(workdir / "gateway.log", "wb") as log:
             gateway = subprocess.Popen(
                 [sys.executable, "-m", "gateway", "run", "-c", str(path)],
-                cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
             try:
                 _wait_ready(listen, gateway)
                 threads = [
-                    threading.Thread(target=attacker, args=(broker.port, attack_rate, seconds,
-                                                            result)),
-                    threading.Thread(target=honest, args=(broker.port, honest_rate, seconds,
-                                                          result)),
+                    threading.Thread(
+                        target=attacker, args=(broker.port, attack_rate, seconds, result)
+                    ),
+                    threading.Thread(
+                        target=honest, args=(broker.port, honest_rate, seconds, result)
+                    ),
                 ]
                 for t in threads:
                     t.start()

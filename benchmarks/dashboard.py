@@ -40,8 +40,14 @@ from tests.services import InfluxDB, Mosquitto, free_port, http_request  # noqa:
 
 WARMUP = 4.0
 METRICS = ("temperature", "humidity", "pressure", "battery")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -54,8 +60,9 @@ class Publisher(threading.Thread):
 
     def __init__(self, port: int, rate: int, devices: int) -> None:
         super().__init__(daemon=True)
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"dash-bench-{time.time_ns()}")
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"dash-bench-{time.time_ns()}"
+        )
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         self.topics = [f"sensors/dash-{d:03d}/{m}" for d in range(devices) for m in METRICS]
@@ -84,8 +91,17 @@ def ready(url: str) -> bool:
         return False
 
 
-def one_run(workdir: Path, broker: Mosquitto, influx: InfluxDB, *, dashboard: bool, rate: int,
-            seconds: float, devices: int, browser: object | None) -> float:
+def one_run(
+    workdir: Path,
+    broker: Mosquitto,
+    influx: InfluxDB,
+    *,
+    dashboard: bool,
+    rate: int,
+    seconds: float,
+    devices: int,
+    browser: object | None,
+) -> float:
     port = free_port()
     db = f"dash_{time.time_ns()}"
     config = {
@@ -93,13 +109,19 @@ def one_run(workdir: Path, broker: Mosquitto, influx: InfluxDB, *, dashboard: bo
         "influx": {"url": influx.url, "database": db},
         "inputs": [{"topic": "sensors/{device}/{metric}", "format": "value", "qos": 0}],
         "http": {"listen": f"127.0.0.1:{port}", "dashboard": dashboard},
-        "rules": [], "state_dir": str(workdir / db), "log_level": "warning",
+        "rules": [],
+        "state_dir": str(workdir / db),
+        "log_level": "warning",
     }
     path = workdir / f"{db}.yaml"
     path.write_text(yaml.safe_dump(config))
     log = open(workdir / f"{db}.log", "wb")  # noqa: SIM115 - closed below
-    gw = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(path)], cwd=REPO,
-                          stdout=log, stderr=subprocess.STDOUT)
+    gw = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "-c", str(path)],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     page = None
     try:
         deadline = time.monotonic() + 20
@@ -143,24 +165,41 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     results: dict[str, list[float]] = {"without": [], "with": []}
-    with tempfile.TemporaryDirectory(prefix="outpost-dash-bench-") as tmp, \
-            Mosquitto() as broker, InfluxDB() as influx, sync_playwright() as p:
+    with (
+        tempfile.TemporaryDirectory(prefix="outpost-dash-bench-") as tmp,
+        Mosquitto() as broker,
+        InfluxDB() as influx,
+        sync_playwright() as p,
+    ):
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
         for round_no in range(args.rounds):
             for mode in ("without", "with") if round_no % 2 == 0 else ("with", "without"):
-                cpu = one_run(Path(tmp), broker, influx, dashboard=mode == "with",
-                              rate=args.rate, seconds=args.seconds, devices=args.devices,
-                              browser=browser)
+                cpu = one_run(
+                    Path(tmp),
+                    broker,
+                    influx,
+                    dashboard=mode == "with",
+                    rate=args.rate,
+                    seconds=args.seconds,
+                    devices=args.devices,
+                    browser=browser,
+                )
                 results[mode].append(cpu)
-                print(f"round {round_no + 1}: {mode:<7} dashboard: gateway CPU {cpu:5.1f} %",
-                      flush=True)
+                print(
+                    f"round {round_no + 1}: {mode:<7} dashboard: gateway CPU {cpu:5.1f} %",
+                    flush=True,
+                )
         browser.close()
     without, with_ = statistics.median(results["without"]), statistics.median(results["with"])
     overhead = (with_ - without) / without * 100
-    print(f"\n{args.rate} readings/s, {args.devices} devices × {len(METRICS)} metrics, "
-          f"{args.seconds:.0f} s measured per run, {args.rounds} rounds (interleaved)")
-    print(f"gateway CPU, median: without dashboard {without:.1f} %, with dashboard and one "
-          f"browser {with_:.1f} % of one core")
+    print(
+        f"\n{args.rate} readings/s, {args.devices} devices × {len(METRICS)} metrics, "
+        f"{args.seconds:.0f} s measured per run, {args.rounds} rounds (interleaved)"
+    )
+    print(
+        f"gateway CPU, median: without dashboard {without:.1f} %, with dashboard and one "
+        f"browser {with_:.1f} % of one core"
+    )
     print(f"overhead: {overhead:+.1f} % (limit +10 %)")
     return 0 if overhead <= 10 else 1
 

@@ -43,18 +43,29 @@ Run = Callable[[Path, bool, int | None], list[Result]]
 
 def influx_outage(work: Path, long: bool, seed: int | None) -> list[Result]:
     with Stack(work) as stack:
-        r = scenarios.influx_outage(stack, rate=500, before=5 if long else 1.5,
-                                    outage=60 if long else 5, after=5 if long else 1,
-                                    timeout=180)
+        r = scenarios.influx_outage(
+            stack,
+            rate=500,
+            before=5 if long else 1.5,
+            outage=60 if long else 5,
+            after=5 if long else 1,
+            timeout=180,
+        )
     r.notes.append(f"outbox empty {r.extra['outbox_empty_s']:.1f} s after influxd was back")
     return [r]
 
 
 def broker_restart(work: Path, long: bool, seed: int | None, hard: bool = False) -> list[Result]:
     with Stack(work) as stack:
-        r = scenarios.broker_restart(stack, rate=500, before=10 if long else 1.5,
-                                     down=10 if long else 2, after=10 if long else 1,
-                                     hard=hard, timeout=120)
+        r = scenarios.broker_restart(
+            stack,
+            rate=500,
+            before=10 if long else 1.5,
+            down=10 if long else 2,
+            after=10 if long else 1,
+            hard=hard,
+            timeout=120,
+        )
     return [r]
 
 
@@ -64,24 +75,29 @@ def broker_kill(work: Path, long: bool, seed: int | None) -> list[Result]:
 
 def broker_kill_backlog(work: Path, long: bool, seed: int | None) -> list[Result]:
     with Stack(work) as stack:
-        r = scenarios.broker_kill_backlog(stack, rate=500, backlog=20 if long else 3,
-                                          timeout=120)
+        r = scenarios.broker_kill_backlog(stack, rate=500, backlog=20 if long else 3, timeout=120)
     r.extra["lost_is_expected"] = True
     return [r]
 
 
 def gateway_kills(work: Path, long: bool, seed: int | None) -> list[Result]:
     with Stack(work) as stack:
-        r = scenarios.gateway_kills(stack, kills=20 if long else 4, rate=500,
-                                    up=(0.3, 4.0) if long else (0.3, 2.0), seed=seed,
-                                    timeout=180)
+        r = scenarios.gateway_kills(
+            stack,
+            kills=20 if long else 4,
+            rate=500,
+            up=(0.3, 4.0) if long else (0.3, 2.0),
+            seed=seed,
+            timeout=180,
+        )
     return [r]
 
 
 def outbox_truncated(work: Path, long: bool, seed: int | None) -> list[Result]:
     with Stack(work) as stack:
-        r = scenarios.outbox_truncated(stack, readings=30_000 if long else 2000, rate=2000,
-                                       keep=0.5, timeout=180)
+        r = scenarios.outbox_truncated(
+            stack, readings=30_000 if long else 2000, rate=2000, keep=0.5, timeout=180
+        )
     return [r]
 
 
@@ -92,12 +108,15 @@ def disk_full(work: Path, long: bool, seed: int | None) -> list[Result]:
     # disk cannot hold it: the outbox would stay degraded, rightly, until InfluxDB returns).
     size = "16M" if long else "2M"
     # mode=0700: a tmpfs is world-writable (1777) by default, and the gateway refuses that.
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
-                    str(mountpoint)], check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mountpoint)],
+        check=True,
+    )
     try:
         with Stack(work / "stack", state_dir=mountpoint) as stack:
-            r = scenarios.disk_full(stack, rate=500 if long else 200,
-                                    full_for=30 if long else 5, timeout=180)
+            r = scenarios.disk_full(
+                stack, rate=500 if long else 200, full_for=30 if long else 5, timeout=180
+            )
     finally:
         subprocess.run(["umount", "-l", str(mountpoint)], check=False)
     r.notes.append(f"outbox back on disk {r.extra['back_on_disk_s']:.1f} s after space was freed")
@@ -114,8 +133,9 @@ def bad_point(work: Path, long: bool, seed: int | None) -> list[Result]:
 
 def bad_inputs(work: Path, long: bool, seed: int | None) -> list[Result]:
     with Stack(work, broker_config=scenarios.BIG_PACKETS) as stack:
-        r = scenarios.bad_inputs(stack, duration=60 if long else 5, bad_rate=1000, big_rate=10,
-                                 timeout=180)
+        r = scenarios.bad_inputs(
+            stack, duration=60 if long else 5, bad_rate=1000, big_rate=10, timeout=180
+        )
     expected = r.extra["expected_letters"]
     if r.dropped != expected:
         r.notes.append(f"dead letters {r.dropped} != expected {expected}")
@@ -126,8 +146,11 @@ def bad_inputs(work: Path, long: bool, seed: int | None) -> list[Result]:
 
 def influx_errors(work: Path, long: bool, seed: int | None) -> list[Result]:
     with Stack(work) as stack:
-        return [scenarios.influx_errors(stack, rate=500 if long else 200,
-                                        drops_for=30 if long else 8, timeout=120)]
+        return [
+            scenarios.influx_errors(
+                stack, rate=500 if long else 200, drops_for=30 if long else 8, timeout=120
+            )
+        ]
 
 
 SCENARIOS: dict[str, Run] = {
@@ -146,8 +169,12 @@ SCENARIOS: dict[str, Run] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
-                        help="run only these (repeatable); default: all")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help="run only these (repeatable); default: all",
+    )
     parser.add_argument("--long", action="store_true", help="the RELIABILITY.md sizes")
     parser.add_argument("--seed", type=int, default=None, help="seed of the random kill times")
     parser.add_argument("--json", type=Path, help="also write every result here (JSON lines)")
@@ -178,8 +205,11 @@ def main() -> None:
     for r in results:
         for note in r.notes:
             print(f"- {r.scenario}: {note}")
-    if any((r.lost and not r.extra.get("lost_is_expected"))
-           or any(n.startswith("FAILED") for n in r.notes) for r in results):
+    if any(
+        (r.lost and not r.extra.get("lost_is_expected"))
+        or any(n.startswith("FAILED") for n in r.notes)
+        for r in results
+    ):
         sys.exit(1)
 
 

@@ -12,13 +12,15 @@ pipeline::
     registry.tags("lamp")                 # {"convention": "zigbee2mqtt"} for rules' tags
 
 **Online** combines two sources. The device's own word (LWT, availability,
-Homie ``$state``) wins when it says ``offline``. Otherwise a device is offline
-when it has been *silent* for longer than ``silence_factor`` times its usual
-reporting interval (an exponentially weighted mean of the gaps between its
-messages), and never sooner than ``min_silence_s``: a sensor that reports every
-10 s and has said nothing for a minute is gone, whatever its retained LWT
-still claims. A device seen only once has no interval yet; it is online until
-``min_silence_s`` has passed.
+Homie ``$state``, a Sparkplug death) wins when it says ``offline``. A device with a
+*session* (Sparkplug: online from its birth to its death) reports by exception, so
+while its session is up it is online (reason ``session``) however long it is
+silent. Otherwise a device is offline when it has been *silent* for longer than
+``silence_factor`` times its usual reporting interval (an exponentially weighted
+mean of the gaps between its messages), and never sooner than
+``min_silence_s``: a sensor that reports every 10 s and has said nothing for a
+minute is gone, whatever its retained LWT still claims. A device seen only once
+has no interval yet; it is online until ``min_silence_s`` has passed.
 
 The registry is bounded (``max_devices``): when full, the device silent the
 longest is forgotten and counted in ``evicted``.
@@ -50,6 +52,7 @@ class DeviceInfo:
     last_seen_ns: int
     said_online: bool | None = None  # from LWT/availability; None: it never said
     said_at_ns: int = 0
+    session: bool = False  # said_online comes from a session (births and deaths)
     interval_s: float | None = None
     messages: int = 0
     metrics: dict[str, MetricInfo] = field(default_factory=dict)
@@ -59,7 +62,7 @@ class DeviceInfo:
 @dataclass(frozen=True, slots=True)
 class DeviceStatus:
     online: bool
-    reason: str  # "availability", "silent", "reporting", "never_seen"
+    reason: str  # "availability", "session", "silent", "reporting", "never_seen"
 
 
 class DeviceRegistry:
@@ -144,6 +147,7 @@ class DeviceRegistry:
         info = self._entry(status.device, convention, now_ns)
         info.said_online = status.online
         info.said_at_ns = now_ns
+        info.session = status.session
 
     def status(self, device: str, now_ns: int) -> DeviceStatus:
         info = self.devices.get(device)
@@ -151,6 +155,9 @@ class DeviceRegistry:
             return DeviceStatus(False, "never_seen")
         if info.said_online is False and info.said_at_ns >= info.last_seen_ns:
             return DeviceStatus(False, "availability")
+        if info.session:
+            up = bool(info.said_online)
+            return DeviceStatus(up, "session" if up else "availability")
         if info.messages == 0:  # only availability so far
             return DeviceStatus(bool(info.said_online), "availability")
         allowed = self.min_silence_s

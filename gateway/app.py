@@ -65,16 +65,16 @@ class Gateway:
             stack.callback(parts.rules.checkpoint)
 
             background_stop = asyncio.Event()
-            background = {
-                writer_task,
-                *_tasks(
-                    rules=parts.rules.run(background_stop),
-                    notifications=parts.notifications.run(background_stop),
-                    backfill=parts.writer.backfill(background_stop),
-                    devices=parts.devices.run(background_stop),
-                    housekeeping=_housekeeping(parts, background_stop),
-                ),
+            work = {
+                "rules": parts.rules.run(background_stop),
+                "notifications": parts.notifications.run(background_stop),
+                "backfill": parts.writer.backfill(background_stop),
+                "devices": parts.devices.run(background_stop),
+                "housekeeping": _housekeeping(parts, background_stop),
             }
+            if parts.sparkplug is not None:
+                work["sparkplug"] = parts.sparkplug.run(background_stop)
+            background = {writer_task, *_tasks(**work)}
             stack.push_async_callback(_stop_background, background_stop, background - {writer_task})
 
             await parts.http.start()

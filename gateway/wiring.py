@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from devices import catalog
+from devices import catalog, conventions
+from devices.conventions import Convention
+from devices.decoding import Decoder
 from gateway.actions.alerts import AlertBus, DeafPeriods, system_alert
 from gateway.actions.dispatcher import CommandDispatcher
 from gateway.actions.notify import Notifications
@@ -25,6 +27,7 @@ from gateway.actions.silences import Silences
 from gateway.config import Config, LoadedConfig
 from gateway.deadletter import DeadLetters
 from gateway.devices_runtime import DevicesRuntime
+from gateway.devices_runtime.sparkplug import SparkplugRuntime
 from gateway.http.server import HttpServer
 from gateway.influx import make_encoder, make_sink
 from gateway.influx.lineproto import Unwritable
@@ -64,6 +67,7 @@ class Components:
     writer: InfluxWriter
     pipeline: Pipeline
     devices: DevicesRuntime
+    sparkplug: SparkplugRuntime | None
     notifications: Notifications
     dispatcher: CommandDispatcher
     rules: RulesRuntime
@@ -91,15 +95,21 @@ def open_outbox(cfg: Config) -> DiskOutbox | None:
         return None
 
 
-def build_inputs(cfg: Config) -> list[Input]:
+def build_inputs(cfg: Config, sparkplug: SparkplugRuntime | None = None) -> list[Input]:
     inputs = []
     for spec in cfg.inputs:
         deadband = Deadband(spec.deadband, spec.heartbeat) if spec.deadband is not None else None
+        options = spec.model_dump()
+        decoder: Decoder = (
+            sparkplug.decoder(options)
+            if sparkplug is not None and spec.format == "sparkplug"
+            else catalog.get(spec.format)(options)
+        )
         inputs.append(
             Input(
                 name=spec.topic,
                 template=TopicTemplate(spec.topic),
-                decoder=catalog.get(spec.format)(spec.model_dump()),
+                decoder=decoder,
                 qos=spec.qos,
                 max_payload=spec.max_payload,
                 time_policy=TimePolicy(spec.future_tolerance, spec.past_tolerance, spec.bad_time),
@@ -114,11 +124,16 @@ def build(
 ) -> Components:
     """Build every component for ``loaded`` around an open ``journal``."""
     cfg = loaded.config
-    inputs = build_inputs(cfg)
     deaf = DeafPeriods()
     deaf.deaf(since=journal.last_alive())  # nothing was heard between the last run and now
 
     link = MqttLink(cfg.mqtt, loop)
+    devices = DevicesRuntime(loaded, metrics)
+    sparkplug = None
+    if uses_sparkplug(cfg):
+        sparkplug = SparkplugRuntime(cfg.sparkplug, link, devices)
+        metrics.read_at_scrape(sparkplug.families, sparkplug.samples)
+    inputs = build_inputs(cfg, sparkplug)
     source = create_source(
         "mqtt",
         cfg,
@@ -155,7 +170,6 @@ def build(
         device_tags={name: d.tags for name, d in cfg.devices.items()},
         encoder=encoder,
     )
-    devices = DevicesRuntime(loaded, metrics)
     pipeline.add_observer(devices.observe)
     link.subscribe(devices.availability_filters(), devices.on_message)
 
@@ -191,6 +205,7 @@ def build(
         on_alert=lambda event: bus.emit(event, journal.now()),
         on_point=write_point,
         source_id=cfg.mqtt.client_id,
+        convention_for=convention_factory(sparkplug),
     )
     rules = RulesRuntime(
         cfg.rules, journal=journal, bus=bus, dispatcher=dispatcher, metrics=metrics
@@ -232,11 +247,32 @@ def build(
         writer=writer,
         pipeline=pipeline,
         devices=devices,
+        sparkplug=sparkplug,
         notifications=notifications,
         dispatcher=dispatcher,
         rules=rules,
         http=http,
     )
+
+
+def uses_sparkplug(cfg: Config) -> bool:
+    """An input or a device speaks Sparkplug: the gateway is then a Sparkplug host."""
+    return any(spec.format == "sparkplug" for spec in cfg.inputs) or any(
+        d.convention == "sparkplug" for d in cfg.devices.values()
+    )
+
+
+def convention_factory(
+    sparkplug: SparkplugRuntime | None,
+) -> Callable[[str, Mapping[str, Any]], Convention]:
+    """The dispatcher's conventions: Sparkplug devices share the host that decodes their data."""
+
+    def create(name: str, options: Mapping[str, Any]) -> Convention:
+        if name == "sparkplug" and sparkplug is not None:
+            return sparkplug.convention
+        return conventions.create(name, options)
+
+    return create
 
 
 OUTBOX_FAMILIES = (

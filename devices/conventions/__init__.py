@@ -5,7 +5,8 @@ Adding a convention is adding a module with a class that satisfies
 Every convention is also a payload format (the convention object is its own
 decoder): :mod:`devices.catalog` offers both under ``format:``.
 
-Names: ``outpost``, ``zigbee2mqtt``, ``tasmota``, ``esphome``, ``shelly_gen2``, ``homie``.
+Names: ``outpost``, ``zigbee2mqtt``, ``tasmota``, ``esphome``, ``shelly_gen2``, ``homie``,
+``sparkplug``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from devices.conventions.esphome import EsphomeConvention
 from devices.conventions.homie import HomieConvention
 from devices.conventions.outpost import OutpostConvention
 from devices.conventions.shelly_gen2 import ShellyGen2Convention
+from devices.conventions.sparkplug import SparkplugConvention
 from devices.conventions.tasmota import TasmotaConvention
 from devices.conventions.zigbee2mqtt import Zigbee2MqttConvention
 
@@ -85,6 +87,7 @@ _BUILTIN: dict[str, ConventionFactory] = {
     "esphome": EsphomeConvention,
     "shelly_gen2": ShellyGen2Convention,
     "homie": HomieConvention,
+    "sparkplug": SparkplugConvention,
 }
 
 for _name, _factory in _BUILTIN.items():

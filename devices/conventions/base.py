@@ -38,11 +38,11 @@ The decoding helpers the conventions share are in :mod:`devices.conventions.help
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
 from devices.decoding import DecodeError, Message
+from devices.messages import Availability, Confirmation, PendingCommand, Publish
 from devices.model import (
     Reading,
     check_device_id,
@@ -69,54 +69,6 @@ class AckOutcome(StrEnum):
 
     ACKED = "acked"
     REJECTED = "rejected"
-
-
-@dataclass(frozen=True, slots=True)
-class Publish:
-    """One MQTT message a convention wants published."""
-
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class PendingCommand:
-    """A command waiting for its acknowledgement: what was asked of which device."""
-
-    device: str
-    command_id: str
-    settings: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Availability:
-    """A device went online or offline (from an LWT, availability or state topic)."""
-
-    device: str
-    online: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Confirmation:
-    """What one incoming message says about a pending command.
-
-    ``keys`` are the settings keys it confirms; ``rejected`` means the device
-    refused the command (``reason`` says why, as the device put it).
-    """
-
-    keys: frozenset[str] = frozenset()
-    rejected: bool = False
-    reason: str = ""
-
-    @classmethod
-    def everything(cls, pending: PendingCommand) -> Confirmation:
-        return cls(frozenset(pending.settings))
-
-    @classmethod
-    def refusal(cls, reason: str) -> Confirmation:
-        return cls(frozenset(), True, reason)
 
 
 class Convention(Protocol):

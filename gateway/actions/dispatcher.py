@@ -29,6 +29,7 @@ convention (``devices:`` → ``convention:``, default ``outpost``:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -89,6 +90,7 @@ class CommandDispatcher:
         on_alert: AlertSink,
         on_point: PointSink,
         source_id: str = "outpost",
+        convention_for: Callable[[str, Mapping[str, Any]], Convention] = conventions.create,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], int] = time.time_ns,
     ) -> None:
@@ -106,7 +108,7 @@ class CommandDispatcher:
             self._devices[name] = _Device(
                 name,
                 config,
-                conventions.create(config.convention, options),
+                convention_for(config.convention, options),
                 commands.pacing(config.min_interval, config.ack_timeout, config.retries),
             )
 
@@ -160,13 +162,17 @@ class CommandDispatcher:
         if dev.release_timer is not None:  # this request took along what was deferred
             dev.release_timer.cancel()
             dev.release_timer = None
-        return CommandOutcome.SENT, self._send(dev, step.settings, step.origin)
+        try:
+            return CommandOutcome.SENT, self._send(dev, step.settings, step.origin)
+        except Refused as exc:  # the convention could not encode it (journaled in _send)
+            return CommandOutcome.REFUSED, str(exc)
 
     def _release(self, dev: _Device) -> None:
         dev.release_timer = None
         dev.state, step = commands.release(dev.state)
         if step is not None:
-            self._send(dev, step.settings, step.origin)
+            with contextlib.suppress(Refused):  # journaled in _send
+                self._send(dev, step.settings, step.origin)
 
     def _send(
         self,
@@ -187,7 +193,9 @@ class CommandDispatcher:
                 origin,
                 {"set": settings, "reason": exc.reason, "detail": str(exc)},
             )
-            return command_id
+            log.warning("refused command to %s from %s: %s", dev.name,
+                        origin.rule or origin.source, exc)  # fmt: skip
+            raise Refused(exc.reason, str(exc)) from None
         for message in messages:
             self._link.publish(message.topic, message.payload, message.qos, message.retain)
         dev.state = commands.sent(
@@ -241,7 +249,14 @@ class CommandDispatcher:
         )
         if isinstance(step, Retry):
             command = step.command
-            for message in dev.convention.encode_command(dev.name, command.id, command.settings):
+            try:
+                messages = dev.convention.encode_command(dev.name, command.id, command.settings)
+            except InvalidReading as exc:  # what it was checked against changed (a rebirth)
+                log.warning("cannot send command %s to %s again: %s", command.id, dev.name, exc)
+                dev.state, done = commands.rejected(dev.state, command.id)
+                self._finished(dev, done, {"reason": exc.reason, "detail": str(exc)})
+                return
+            for message in messages:
                 self._link.publish(message.topic, message.payload, message.qos, message.retain)
             self._arm(dev)
             self._metrics.commands.labels("retried").inc()
@@ -365,7 +380,8 @@ class CommandDispatcher:
                 command["id"],
                 device,
             )
-            self._send(dev, command["set"], origin, command_id=str(command["id"]))
+            with contextlib.suppress(Refused):  # journaled in _send
+                self._send(dev, command["set"], origin, command_id=str(command["id"]))
 
     def state(self) -> list[dict[str, Any]]:
         """Outstanding and deferred commands per device (for the API and dashboard)."""

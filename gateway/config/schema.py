@@ -209,6 +209,29 @@ class DeviceConfig(_Model):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
+class SparkplugConfig(_Model):
+    """Outpost as a Sparkplug B host application (inputs with ``format: sparkplug``)."""
+
+    host_id: str | None = Field(
+        "outpost",
+        description="primary host id: a retained STATE on spBv1.0/STATE/<host_id> tells "
+        "edge nodes whether Outpost is online (null: announce nothing)",
+    )
+    rebirth_timeout: Duration = Field(
+        5.0,
+        gt=0,
+        description="how long a rebirth request waits for its NBIRTH; each unanswered "
+        "request doubles the wait, up to 5m",
+    )
+
+    @field_validator("host_id")
+    @classmethod
+    def _topic_level(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(c in value for c in "+#/")):
+            raise ValueError("host_id must be one topic level: not empty, no + # /")
+        return value
+
+
 class SerialConfig(_Model):
     port: str
     baud: int = 9600
@@ -386,8 +409,10 @@ class Config(_Model):
     clock: ClockConfig = Field(default_factory=ClockConfig)
     devices: dict[str, DeviceConfig] = Field(default_factory=dict)
     serial: list[SerialConfig] = Field(default_factory=list)
+    sparkplug: SparkplugConfig = Field(default_factory=SparkplugConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     state_dir: str = "./var"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = Field(
-        "text", description="json: one JSON object per log line (for log shippers)")
+        "text", description="json: one JSON object per log line (for log shippers)"
+    )

@@ -152,6 +152,10 @@ class DevicesRuntime:
             status, convention = found
             self._apply_soon(status, convention, now)
 
+    def observe_availability(self, status: Availability, convention: str) -> None:
+        """Online/offline a convention worked out itself (Sparkplug sessions); any thread."""
+        self._apply_soon(status, convention, self._clock())
+
     def _apply_soon(self, status: Availability, convention: str, now: int) -> None:
         loop = self._loop
         if loop is None or threading.get_ident() == self._loop_thread:

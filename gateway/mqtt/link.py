@@ -8,13 +8,21 @@ its own thread; received messages are handed to the event loop one by one
 (there are few). The session is persistent (``<client_id>-link``, clean start
 off), so QoS 1 commands and acknowledgements survive a reconnect: paho resends
 unacknowledged outbound messages, and the broker keeps what arrived for us.
+
+A **presence** (:meth:`MqttLink.set_presence`; the Sparkplug host STATE) makes the
+connection announce itself: before every connection attempt its ``will()`` becomes
+the connection's will, right after the subscriptions of each new connection its
+``birth()`` is published, and before a clean disconnect its ``farewell()``; all
+three retained, at QoS 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
@@ -26,6 +34,16 @@ from gateway.mqtt.client import connect_persistent, make_client
 from gateway.mqtt.watch import ConnectionWatch
 
 Handler = Callable[[str, bytes], None]
+
+
+class Presence(Protocol):
+    """What a connection says about itself: (topic, payload) of its will, birth, farewell."""
+
+    def will(self) -> tuple[str, bytes]: ...
+
+    def birth(self) -> tuple[str, bytes]: ...
+
+    def farewell(self) -> tuple[str, bytes]: ...
 
 
 class MqttLink:
@@ -41,6 +59,9 @@ class MqttLink:
         self.client.max_inflight_messages_set(1000)
         self.client.on_connect = self._on_connect
         self._watch.attach(self.client)
+        self._presence: Presence | None = None
+        self._watch_pre_connect = self.client.on_pre_connect
+        self.client.on_pre_connect = self._on_pre_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
 
@@ -50,7 +71,16 @@ class MqttLink:
     def health(self) -> Health:
         return self._watch.health()
 
+    def set_presence(self, presence: Presence) -> None:
+        """Announce ``presence`` on this connection (call before :meth:`start`)."""
+        self._presence = presence
+
     def stop(self) -> None:
+        if self._presence is not None and self.connected.is_set():
+            topic, payload = self._presence.farewell()
+            info = self.client.publish(topic, payload, qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):  # not connected any more
+                info.wait_for_publish(timeout=2.0)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -86,7 +116,17 @@ class MqttLink:
             filters = list(self._subscriptions)
         if filters:
             client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters])
+        if self._presence is not None:  # after the subscriptions, on the same connection
+            topic, payload = self._presence.birth()
+            client.publish(topic, payload, qos=1, retain=True)
         self.connected.set()
+
+    def _on_pre_connect(self, client: mqtt.Client, userdata: object) -> None:
+        if self._watch_pre_connect is not None:
+            self._watch_pre_connect(client, userdata)
+        if self._presence is not None:  # a new session: a will of its own
+            topic, payload = self._presence.will()
+            client.will_set(topic, payload, qos=1, retain=True)
 
     def _on_disconnect(
         self,

@@ -14,7 +14,7 @@ from devices.conventions import AckOutcome, AckTracker, PendingCommand
 from devices.decoding import Message
 from devices.model import InvalidReading
 
-NAMES = ["esphome", "homie", "outpost", "shelly_gen2", "tasmota", "zigbee2mqtt"]
+NAMES = ["esphome", "homie", "outpost", "shelly_gen2", "sparkplug", "tasmota", "zigbee2mqtt"]
 
 # One harmless setting each convention can encode.
 SETTING = {
@@ -24,6 +24,7 @@ SETTING = {
     "esphome": {"relay": True},
     "shelly_gen2": {"on": True},
     "homie": {"relay/on": True},
+    "sparkplug": {"Outputs/Speed": 10},
 }
 
 BAD_IDS = ["a+b", "a#", "kitchen/fan", "nul\x00", "tab\tbed", "new\nline", "del\x7f", ""]
@@ -73,6 +74,7 @@ def test_a_device_id_with_topic_or_control_characters_never_produces_a_topic(nam
         ("shelly_gen2", "shelly\tx/status/switch:0", b'{"output": true}'),
         ("homie", "homie/dev\x1b/n/p", b"1"),
         ("outpost", "sensors/gh\x001", b'{"t": 1}'),
+        ("sparkplug", "spBv1.0/plant\x001/NBIRTH/node", b""),
     ],
 )
 def test_a_device_id_from_a_topic_with_control_characters_is_refused(name, topic, payload):
@@ -102,6 +104,7 @@ def _state_topics(name):
         "esphome": ["d/sensor/t/state", "d/light/l/state"],
         "shelly_gen2": ["d/status/switch:0", "d/events/rpc"],
         "homie": ["homie/d/n/p"],
+        "sparkplug": ["spBv1.0/g/NBIRTH/n", "spBv1.0/g/DDATA/n/d", "spBv1.0/g/NDEATH/n"],
     }[name]
 
 
@@ -172,7 +175,11 @@ def test_any_topic_and_payload_gives_readings_or_a_decode_error(name, levels, pa
         assert exc.reason == "bad_device"
 
 
-@pytest.mark.parametrize("name", NAMES)
+# Sparkplug's online/offline follows from its sessions, read in order with the data.
+STATELESS = [n for n in NAMES if n != "sparkplug"]
+
+
+@pytest.mark.parametrize("name", STATELESS)
 def test_availability_subscriptions_are_among_the_subscriptions(name):
     convention = conventions.create(name)
     assert convention.availability_subscriptions()
