@@ -31,7 +31,12 @@ def test_record_writes_decoded_readings_as_json_lines(tmp_path, mosquitto):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
+    # Wait for the recorder's connection (its subscription follows at once), not a guess
+    # at how long Python takes to start on a busy machine.
+    deadline = time.monotonic() + 20
+    while "New client connected" not in mosquitto.log_tail(200) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
     with Device(mosquitto.port) as device:
         device.publish("sensors/gh-1/temperature", "21.5")
         device.publish("sensors/gh-2", json.dumps({"humidity": 40, "ts": 1795755841}))
