@@ -215,13 +215,20 @@ def test_refusals_and_manual_commands_through_the_api(setup, mosquitto):
 
 
 def test_min_interval_defers_and_the_latest_command_wins(setup, mosquitto):
-    # 5 s: each `outpost command` is a new process, slow to start on a busy machine.
-    path, _ = setup(fan={"min_interval": "5s"})
+    # The first by hand, the next two through the API right after it: an `outpost command`
+    # process can take seconds to start on a busy machine, longer than min_interval.
+    path, config = setup(fan={"min_interval": "5s"})
+    url = f"http://{config['http']['listen']}/api/v1/commands"
     with GatewayProcess(path):
         fan = FakeFan(mosquitto.port)
-        for speed in (10, 20, 30):
-            result = outpost(path, "command", "fan-1", f"speed={speed}")
-            assert result.returncode == 0
+        assert outpost(path, "command", "fan-1", "speed=10").returncode == 0
+        for speed in (20, 30):
+            body = json.dumps({"device": "fan-1", "set": {"speed": speed}}).encode()
+            request = urllib.request.Request(
+                url, data=body, method="POST", headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+            with urllib.request.urlopen(request) as answer:
+                assert answer.status in (200, 202)
         first_two = fan.wait(2, timeout=15)
         fan.close()
     assert [c["speed"] for c in first_two] == [10, 30]  # 20 was superseded while deferred
