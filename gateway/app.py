@@ -70,6 +70,7 @@ class Gateway:
                     notifications=parts.notifications.run(background_stop),
                     backfill=parts.writer.backfill(background_stop),
                     devices=parts.devices.run(background_stop),
+                    modbus=parts.modbus.run(background_stop),
                     housekeeping=_housekeeping(parts, background_stop),
                 ),
             }
