@@ -2,9 +2,10 @@
 
 RS-485 is half duplex with one master: a second request sent before the first
 is answered garbles both. So every device on a port goes through one
-:class:`Bus`, whose lock lets one transaction (request, answer or timeout,
-retries) on the line at a time; the lock is fair (first come, first served),
-so a device that times out delays the others by its timeout, never more. A TCP
+:class:`Bus`, and talks on it only during its :meth:`Bus.turn` (one poll of one
+device, or one write and its read-back); turns are fair (first come, first
+served), so a device that times out delays each other device by at most one
+of its turns. A TCP
 host:port (a device, or a TCP-to-RTU gateway in front of an RS-485 line) is a
 bus too: one connection, one request at a time, which is what small devices
 and gateways handle.
@@ -26,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -72,26 +73,34 @@ class Bus:
     def connected(self) -> bool:
         return bool(self.client.connected)
 
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """The link to oneself: the requests of one poll, or a write and its read-back."""
+        async with self._lock:
+            yield
+
     async def request(
         self, call: Call, *, timeout: float, retries: int, counters: Counter[str]
     ) -> ModbusPDU:
-        """One transaction alone on the link: the answer (an exception response too), or
-        :class:`Unreachable`. ``counters`` (the device's) gets ``timeouts`` and ``retries``."""
-        async with self._lock:
-            await self._connect(timeout)
-            for attempt in range(retries + 1):
-                if attempt:
-                    counters["retries"] += 1
-                try:
-                    async with asyncio.timeout(timeout):
-                        return await call(self.client)
-                except (TimeoutError, ModbusException) as exc:
-                    if isinstance(exc, ConnectionException):
-                        self._lost(exc)
-                        raise Unreachable("no_connection", f"{self.name}: {exc}") from None
-                    counters["timeouts"] += 1
-            tries = f" ({retries + 1} attempts)" if retries else ""
-            raise Unreachable("timeout", f"no answer within {timeout:g}s{tries}")
+        """One request, during the caller's :meth:`turn`: the answer (an exception response
+        too), or :class:`Unreachable`. ``counters`` (the device's) gets ``timeouts`` and
+        ``retries``."""
+        if not self._lock.locked():
+            raise RuntimeError("Bus.request outside Bus.turn")
+        await self._connect(timeout)
+        for attempt in range(retries + 1):
+            if attempt:
+                counters["retries"] += 1
+            try:
+                async with asyncio.timeout(timeout):
+                    return await call(self.client)
+            except (TimeoutError, ModbusException) as exc:
+                if isinstance(exc, ConnectionException):
+                    self._lost(exc)
+                    raise Unreachable("no_connection", f"{self.name}: {exc}") from None
+                counters["timeouts"] += 1
+        tries = f" ({retries + 1} attempts)" if retries else ""
+        raise Unreachable("timeout", f"no answer within {timeout:g}s{tries}")
 
     async def _connect(self, timeout: float) -> None:
         if self.client.connected:

@@ -86,7 +86,8 @@ class RegisterWriter:
         counters = self.poller.counters
         try:
             for metric, value in settings.items():
-                problem = await self._write_one(self.writable[metric], value)
+                async with self.poller.bus.turn():
+                    problem = await self._write_one(self.writable[metric], value)
                 if problem:
                     counters["writes_rejected"] += 1
                     answer(command_id, AckOutcome.REJECTED, f"{metric}: {problem}")

@@ -3,9 +3,11 @@
 Each poll interval of a device (its ``interval``, or a register's own) is one
 task that reads its planned requests (:func:`devices.modbus.registers.plan_reads`)
 one after the other through the device's :class:`~gateway.modbus.bus.Bus`, every
-``interval`` seconds on a fixed schedule. A poll that could not start on time
-(the bus was busy for longer than an interval) skips the polls it missed and
-counts them (``late_polls``), rather than bunching them up.
+``interval`` seconds on a fixed schedule, during one turn on the bus (the
+requests of a poll go out back to back). A poll that ends after the next was
+due (the bus was busy) is followed at once by the next, from which the
+schedule goes on; it is counted (``late_polls``), and missed polls are not
+made up in a burst.
 
 **Readings** of one poll share one time: when the device first answered in it.
 They go to the pipeline as one batch, like the readings of one MQTT message.
@@ -134,19 +136,20 @@ class DevicePoller:
     async def _every(self, group: Group) -> None:
         due = self._clock()
         while True:
-            await self.poll(group)
+            async with self.bus.turn():
+                await self.poll(group)
             due += group.interval
             now = self._clock()
             if due < now:
-                missed = int((now - due) // group.interval) + 1
-                self.counters["late_polls"] += missed
-                due += missed * group.interval
+                self.counters["late_polls"] += 1
+                due = now
             await asyncio.sleep(due - now)
 
     # --- one poll ---------------------------------------------------------------------------
 
     async def poll(self, group: Group) -> list[Reading]:
-        """Read every request of ``group`` once; the readings go to ``deliver`` (and back)."""
+        """Read every request of ``group`` once, during the caller's turn on the bus; the
+        readings go to ``deliver`` (and back)."""
         self.counters["polls"] += 1
         readings: list[Reading] = []
         ts = 0
