@@ -14,6 +14,8 @@ is ``acked`` when every register reads back what was written, ``rejected`` when
 the device answers an exception or reads back something else (it clamped or
 ignored the value). A device that does not answer gives no answer: the
 dispatcher's ``ack_timeout`` and retries handle it, as for a device on MQTT.
+A write to a device that is offline makes one attempt, without the device's
+retries, so that the others on its line are not held up.
 """
 
 from __future__ import annotations
@@ -106,7 +108,9 @@ class RegisterWriter:
         except ValueError as exc:
             return str(exc)
         unit = self.poller.unit
-        written = await self.poller.request(_write_call(register, words, unit))
+        # To a device that stopped answering, one attempt: its line is not held longer.
+        offline = self.poller.online is False
+        written = await self.poller.request(_write_call(register, words, unit), probe=offline)
         if written.isError():
             return f"write answered {exception_text(written.exception_code)}"
         read = Read(register.table, register.address, register.width, (register,))

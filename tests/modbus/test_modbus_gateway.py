@@ -156,12 +156,12 @@ def test_dead_devices_do_not_delay_the_others(
     far = modbus_tcp("--unit", f"1={XY}")
     rtu = {"port": str(line.port), "baudrate": 9600}
     interval, dead_timeout = 0.5, 0.3
-    gateway, api, _ = start_gateway(tmp_path, mosquitto, influxdb, influx_db, [
+    gateway, api, path = start_gateway(tmp_path, mosquitto, influxdb, influx_db, [
         {"device": "climate", "rtu": rtu, "unit_id": 1, "profile": XY, "interval": interval},
         {"device": "dead", "rtu": rtu, "unit_id": 7, "profile": XY, "interval": interval,
          "timeout": dead_timeout, "retries": 3},
         {"device": "far", "tcp": far.address, "unit_id": 1, "profile": XY, "interval": interval},
-    ])  # fmt: skip
+    ], devices={"dead": {"ack_timeout": "300ms", "retries": 1}})  # fmt: skip
     with gateway:
         wait_until(lambda: (d := devices(api))["far"]["online"] and d["climate"]["online"],
                    what="far and climate online")  # fmt: skip
@@ -171,10 +171,14 @@ def test_dead_devices_do_not_delay_the_others(
             and not d["far"]["online"] and d["dead"]["online_reason"] == "availability" and d,
             timeout=10, what="far and dead offline",
         )
+        # A command to the dead unit gets no answer: retried, then timed out, like any device's.
+        command(path, "dead", "temperature_offset=1.5")
         start = len(values(influxdb, influx_db, "temperature", "climate"))
         wait_until(lambda: len(values(influxdb, influx_db, "temperature", "climate")) >= start + 12,
                    timeout=20, what="12 more polls of climate")  # fmt: skip
         timeouts = metric(api, "outpost_modbus_requests_total", device="dead", outcome="timeouts")
+        timed_out = wait_until(lambda: [c for c in journal(api, "dead")
+                                        if c["outcome"] == "timed_out"], what="timed out")
         unreachable = metric(api, "outpost_modbus_requests_total", device="far",
                              outcome="unreachable:no_connection")  # fmt: skip
     polled = [t for t, _ in values(influxdb, influx_db, "temperature", "climate")][start:]
@@ -185,6 +189,7 @@ def test_dead_devices_do_not_delay_the_others(
     assert (listed["dead"]["online"], listed["dead"]["online_reason"]) == (False, "availability")
     assert (listed["far"]["online"], listed["far"]["online_reason"]) == (False, "availability")
     assert listed["dead"]["convention"] == "modbus"
+    assert timed_out[0]["set"] == {"temperature_offset": 1.5} and timed_out[0]["attempts"] == 2
 
 
 def test_exception_responses_are_counted_per_register(
