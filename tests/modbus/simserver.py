@@ -9,6 +9,8 @@ a pty pair (RTU)::
     --silent 7          a unit that never answers (a dead device on the line)
     --busy 1:50         answer exception 06 (busy) to reads at this unit:address
     --gateway-dead 9    answer exception 0B (gateway: target did not respond)
+    --clamp 2:0x000C:100    store at most 100 when a float32 at unit:address is written
+                            (a device that limits a setting without saying so)
 
 Registers are encoded with pymodbus's ``convert_to_registers``, not with the
 gateway's codec, so a test that reads them back checks the gateway's decoding
@@ -63,7 +65,7 @@ def blocks(registers: tuple[Register, ...], values: dict[str, float], table: Tab
 
 
 def device(unit: int, profile: str, values: dict[str, float], busy: set[tuple[int, int]],
-           dead: set[int]) -> SimDevice:  # fmt: skip
+           dead: set[int], clamp: dict[tuple[int, int], float]) -> SimDevice:  # fmt: skip
     registers = load_profile(profile).registers
     bits = [SimData(0, values=[False] * 16, datatype=DataType.BITS)]
 
@@ -73,6 +75,11 @@ def device(unit: int, profile: str, values: dict[str, float], busy: set[tuple[in
             return ExcCodes.GATEWAY_NO_RESPONSE
         if function in (3, 4) and any((unit, a) in busy for a in range(address, address + count)):
             return ExcCodes.DEVICE_BUSY
+        limit = clamp.get((unit, address))
+        if function == 16 and limit is not None and _set:
+            float32 = _TYPES.FLOAT32
+            if ModbusClientMixin.convert_from_registers(list(_set[:2]), float32) > limit:
+                _set[:2] = ModbusClientMixin.convert_to_registers(limit, float32)
         return None
 
     return SimDevice(
@@ -101,9 +108,10 @@ async def serve(args: argparse.Namespace) -> None:
     busy = {(int(u), int(a, 0)) for u, a in (b.split(":") for b in args.busy)}
     dead = set(args.gateway_dead)
     silent = set(args.silent)
+    clamp = {(int(u), int(a, 0)): float(m) for u, a, m in (c.split(":") for c in args.clamp)}
     units = [tuple(u.split("=")) for u in args.unit]
-    devices = [device(int(u), p, values.get(int(u), {}), busy, dead) for u, p in units]
-    devices += [device(u, units[0][1], {}, busy, dead) for u in silent]
+    devices = [device(int(u), p, values.get(int(u), {}), busy, dead, clamp) for u, p in units]
+    devices += [device(u, units[0][1], {}, busy, dead, clamp) for u in silent]
     server: ModbusTcpServer | ModbusSerialServer
     if args.tcp:
         host, port = args.tcp.rsplit(":", 1)
@@ -129,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--silent", action="append", type=int, default=[])
     parser.add_argument("--busy", action="append", default=[])
     parser.add_argument("--gateway-dead", action="append", type=int, default=[])
+    parser.add_argument("--clamp", action="append", default=[])
     args = parser.parse_args(argv)
     try:
         asyncio.run(serve(args))

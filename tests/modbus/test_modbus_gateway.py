@@ -99,8 +99,13 @@ def test_register_write_is_read_back_and_out_of_bounds_is_refused(
     tmp_path, mosquitto, influxdb, influx_db, modbus_tcp
 ):
     # A boiler controller on TCP: its setpoint in tenths of a degree at holding 0x0103,
-    # a valve position at 0x0104 that the device will not let be read back (busy).
-    sim = modbus_tcp("--unit", f"1={XY}", "--busy", "1:0x0104")
+    # a valve position at 0x0104 that the device will not let be read back (busy); and a
+    # meter that stores at most 100 in its pulse width, without an exception.
+    sim = modbus_tcp("--unit", f"1={XY}", "--busy", "1:0x0104", "--unit", "2=sdm120",
+                     "--clamp", "2:0x000C:100")  # fmt: skip
+    meter = {"device": "meter", "tcp": sim.address, "unit_id": 2, "interval": "1h",
+             "registers": {"pulse": {"address": 0x000C, "type": "float32", "unit": "ms",
+                                     "min": 60, "max": 200, "writable": True}}}  # fmt: skip
     boiler = {
         "device": "boiler", "tcp": sim.address, "unit_id": 1, "interval": "500ms",
         "registers": {
@@ -112,7 +117,8 @@ def test_register_write_is_read_back_and_out_of_bounds_is_refused(
                       "interval": "1h"},
         },
     }  # fmt: skip
-    gateway, api, path = start_gateway(tmp_path, mosquitto, influxdb, influx_db, [boiler])
+    gateway, api, path = start_gateway(tmp_path, mosquitto, influxdb, influx_db,
+                                       [boiler, meter])  # fmt: skip
     with gateway:
         wait_until(lambda: devices(api)["boiler"]["online"], what="boiler online")
         sent = command(path, "boiler", "setpoint=21.5")
@@ -131,6 +137,9 @@ def test_register_write_is_read_back_and_out_of_bounds_is_refused(
             what="valve rejected",
         )
         writes = metric(api, "outpost_modbus_events_total", device="boiler", event="writes_acked")
+        clamped = command(path, "meter", "pulse=200")
+        held = wait_until(lambda: [c for c in journal(api, "meter") if c["outcome"] == "rejected"],
+                          what="pulse rejected")  # fmt: skip
     assert sent.returncode == 0, sent.stderr
     assert acked[0]["set"] == {"setpoint": 21.5} and stored
     assert too_high.returncode == 1 and "above the maximum 30" in too_high.stderr
@@ -139,7 +148,10 @@ def test_register_write_is_read_back_and_out_of_bounds_is_refused(
     assert register_after_refusals == 215 and writes == 1
     assert busy.returncode == 0, busy.stderr
     assert rejected[0]["set"] == {"valve": 40}
-    assert "exception 06" in (rejected[0].get("reason") or str(rejected[0]))
+    assert "read back answered exception 06 (device busy)" in rejected[0]["detail"]
+    # The device took the write but holds something else: not confirmed.
+    assert clamped.returncode == 0, clamped.stderr
+    assert held[0]["detail"] == "pulse: wrote 200, the device holds 100"
 
 
 def gaps(times_ns: list[int]) -> list[float]:
