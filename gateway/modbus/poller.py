@@ -169,7 +169,8 @@ class DevicePoller:
             self._answered()
             if code == ILLEGAL_ADDRESS and len(read.registers) > 1:
                 parts = read.split()
-                group.reads[group.reads.index(read) : group.reads.index(read) + 1] = parts
+                at = group.reads.index(read)
+                group.reads[at : at + 1] = parts
                 pending[:0] = parts
                 self.counters["split_reads"] += 1
                 continue
