@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # System packages the tests start as real processes (DESIGN.md §8).
-TEST_PACKAGES := mosquitto mosquitto-clients influxdb victoria-metrics docker-compose chromium curl
+TEST_PACKAGES := mosquitto mosquitto-clients influxdb victoria-metrics docker-compose chromium curl socat
 
 .PHONY: demo secure test venv test-deps bench lint fuzz clean
 

@@ -71,6 +71,7 @@ class Gateway:
                 "backfill": parts.writer.backfill(background_stop),
                 "devices": parts.devices.run(background_stop),
                 "housekeeping": _housekeeping(parts, background_stop),
+                "modbus": parts.modbus.run(background_stop),
             }
             if parts.sparkplug is not None:
                 work["sparkplug"] = parts.sparkplug.run(background_stop)

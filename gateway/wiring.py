@@ -39,6 +39,7 @@ from gateway.ingest.source import Source, create_source
 from gateway.ingest.timekeeping import TimePolicy
 from gateway.journal import Journal
 from gateway.metrics import Family, Metrics, Sample
+from gateway.modbus.runtime import ModbusRuntime
 from gateway.mqtt import subscriber as _mqtt_source  # noqa: F401  (registers the "mqtt" source)
 from gateway.mqtt.link import MqttLink
 from gateway.outbox import DiskOutbox, OutboxError
@@ -68,6 +69,7 @@ class Components:
     pipeline: Pipeline
     devices: DevicesRuntime
     sparkplug: SparkplugRuntime | None
+    modbus: ModbusRuntime
     notifications: Notifications
     dispatcher: CommandDispatcher
     rules: RulesRuntime
@@ -172,6 +174,7 @@ def build(
     )
     pipeline.add_observer(devices.observe)
     link.subscribe(devices.availability_filters(), devices.on_message)
+    modbus = ModbusRuntime(cfg, deliver=pipeline.put, set_online=devices.set_online)
 
     silences = Silences(journal.db)
     notifications = Notifications(cfg.notify, silences=silences, journal=journal, metrics=metrics)
@@ -198,7 +201,8 @@ def build(
         writer.add(line, None, EVENTS_TOPIC)
 
     dispatcher = CommandDispatcher(
-        cfg.devices,
+        modbus.command_devices(cfg.devices),
+        direct=modbus.writers,
         link=link,
         journal=journal,
         metrics=metrics,
@@ -213,7 +217,7 @@ def build(
     if cfg.rules:  # rule files may appear later, with a reload
         pipeline.add_observer(rules.observe)
 
-    for levels in (source, writer, rules):
+    for levels in (source, writer, rules, modbus):
         metrics.read_at_scrape(levels.families, levels.samples)
     if outbox is not None:
         metrics.read_at_scrape(OUTBOX_FAMILIES, lambda: outbox_samples(outbox))
@@ -248,6 +252,7 @@ def build(
         pipeline=pipeline,
         devices=devices,
         sparkplug=sparkplug,
+        modbus=modbus,
         notifications=notifications,
         dispatcher=dispatcher,
         rules=rules,

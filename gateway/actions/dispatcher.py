@@ -24,6 +24,9 @@ publishes through the link, journals, counts and raises ``command_failed``.
 Messages are built and acknowledgements recognised by the device's
 convention (``devices:`` → ``convention:``, default ``outpost``:
 ``devices/{id}/set`` with ``{"id": …}``, answered on ``devices/{id}/ack``).
+A device the gateway talks to itself (a Modbus device) is a
+:class:`DirectDevice` instead: the command is handed to it, and it answers
+by calling back; pacing, retries, supersession and the journal are the same.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from devices import conventions
 from devices.conventions import AckOutcome, AckTracker, Convention, PendingCommand
@@ -63,13 +66,31 @@ from gateway.mqtt.link import MqttLink
 log = logging.getLogger("outpost.commands")
 
 
+Answer = Callable[[str, AckOutcome, str], None]
+"""``answer(command_id, outcome, reason)``: what a direct device said about a command."""
+
+
+class DirectDevice(Protocol):
+    """A device commanded without MQTT (a Modbus device: :mod:`gateway.modbus.commands`)."""
+
+    def describe(self) -> str:
+        """Where commands go, for the journal (``modbus tcp 10.0.0.5:502 unit 1``)."""
+        ...
+
+    def send(self, command_id: str, settings: Mapping[str, Any], answer: Answer) -> None:
+        """Start applying ``settings``; call ``answer`` when the device confirmed or refused
+        (never, when it did not answer: the dispatcher's ack timeout and retries apply)."""
+        ...
+
+
 @dataclass
 class _Device:
     name: str
     config: DeviceConfig
-    convention: Convention
+    convention: Convention | None  # None: a direct device
     pacing: Pacing
     state: DeviceCommands = IDLE
+    direct: DirectDevice | None = None
     tracker: AckTracker | None = None  # recognises the answer to state.inflight
     ack_timer: asyncio.TimerHandle | None = None
     release_timer: asyncio.TimerHandle | None = None
@@ -91,6 +112,7 @@ class CommandDispatcher:
         on_point: PointSink,
         source_id: str = "outpost",
         convention_for: Callable[[str, Mapping[str, Any]], Convention] = conventions.create,
+        direct: Mapping[str, DirectDevice] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], int] = time.time_ns,
     ) -> None:
@@ -103,18 +125,23 @@ class CommandDispatcher:
         self._clock = clock
         self._wall = wall
         self._devices: dict[str, _Device] = {}
+        direct = direct or {}
         for name, config in devices.items():
             options = {"src": source_id, **config.model_dump()}
+            target = direct.get(name)
             self._devices[name] = _Device(
                 name,
                 config,
-                convention_for(config.convention, options),
+                None if target else convention_for(config.convention, options),
                 commands.pacing(config.min_interval, config.ack_timeout, config.retries),
+                direct=target,
             )
 
     def start(self) -> None:
         """Listen for acknowledgements; resume commands left unanswered by the last run."""
         for dev in self._devices.values():
+            if dev.convention is None:
+                continue
             try:
                 filters = dev.convention.ack_subscriptions(dev.name)
             except InvalidReading as exc:
@@ -184,7 +211,7 @@ class CommandDispatcher:
         command_id = command_id or uuid.uuid4().hex[:16]
         settings = dict(settings)
         try:
-            messages = dev.convention.encode_command(dev.name, command_id, settings)
+            where = self._deliver(dev, command_id, settings)
         except InvalidReading as exc:
             self._metrics.commands.labels(CommandOutcome.REFUSED).inc()
             self._record(
@@ -196,19 +223,19 @@ class CommandDispatcher:
             log.warning("refused command to %s from %s: %s", dev.name,
                         origin.rule or origin.source, exc)  # fmt: skip
             raise Refused(exc.reason, str(exc)) from None
-        for message in messages:
-            self._link.publish(message.topic, message.payload, message.qos, message.retain)
         dev.state = commands.sent(
             dev.state, dev.pacing, command_id, settings, origin, self._clock()
         )
-        dev.tracker = AckTracker(dev.convention, PendingCommand(dev.name, command_id, settings))
+        if dev.convention is not None:
+            pending = PendingCommand(dev.name, command_id, settings)
+            dev.tracker = AckTracker(dev.convention, pending)
         self._arm(dev)
         self._metrics.commands.labels(CommandOutcome.SENT).inc()
         self._record(
             "command",
             dev.name,
             origin,
-            {"id": command_id, "set": settings, "topic": messages[0].topic if messages else ""},
+            {"id": command_id, "set": settings, "topic": where},
         )
         self._on_point(
             "outpost_commands",
@@ -225,6 +252,20 @@ class CommandDispatcher:
         )
         return command_id
 
+    def _deliver(self, dev: _Device, command_id: str, settings: Mapping[str, Any]) -> str:
+        """Send one attempt of a command; where it went (a topic, or a direct device's link).
+
+        Raises InvalidReading when the convention cannot express it."""
+        if dev.direct is not None:
+            dev.direct.send(command_id, settings, lambda cid, out, why: self._answer(
+                dev, cid, out, why))  # fmt: skip
+            return dev.direct.describe()
+        assert dev.convention is not None
+        messages = dev.convention.encode_command(dev.name, command_id, settings)
+        for message in messages:
+            self._link.publish(message.topic, message.payload, message.qos, message.retain)
+        return messages[0].topic if messages else ""
+
     # answers --------------------------------------------------------------------
 
     def _on_message(self, topic: str, payload: bytes) -> None:
@@ -234,13 +275,19 @@ class CommandDispatcher:
             if command is None or tracker is None:
                 continue
             outcome = tracker.feed(message)
-            if outcome is AckOutcome.ACKED:
-                dev.state, done = commands.acked(dev.state, command.id)
-                self._finished(dev, done, {})
-            elif outcome is AckOutcome.REJECTED:
-                log.warning("%s rejected command %s: %s", dev.name, command.id, tracker.reason)
-                dev.state, done = commands.rejected(dev.state, command.id)
-                self._finished(dev, done, {"reason": tracker.reason})
+            if outcome is not None:
+                self._answer(dev, command.id, outcome, tracker.reason)
+
+    def _answer(self, dev: _Device, command_id: str, outcome: AckOutcome, reason: str) -> None:
+        """The device confirmed or refused ``command_id`` (stale answers change nothing)."""
+        if outcome is AckOutcome.ACKED:
+            dev.state, done = commands.acked(dev.state, command_id)
+            self._finished(dev, done, {})
+        else:
+            dev.state, done = commands.rejected(dev.state, command_id)
+            if done is not None:
+                log.warning("%s rejected command %s: %s", dev.name, command_id, reason)
+            self._finished(dev, done, {"reason": reason})
 
     def _timeout(self, dev: _Device, command_id: str, attempt: int) -> None:
         dev.ack_timer = None
@@ -250,14 +297,12 @@ class CommandDispatcher:
         if isinstance(step, Retry):
             command = step.command
             try:
-                messages = dev.convention.encode_command(dev.name, command.id, command.settings)
+                self._deliver(dev, command.id, command.settings)
             except InvalidReading as exc:  # what it was checked against changed (a rebirth)
                 log.warning("cannot send command %s to %s again: %s", command.id, dev.name, exc)
                 dev.state, done = commands.rejected(dev.state, command.id)
                 self._finished(dev, done, {"reason": exc.reason, "detail": str(exc)})
                 return
-            for message in messages:
-                self._link.publish(message.topic, message.payload, message.qos, message.retain)
             self._arm(dev)
             self._metrics.commands.labels("retried").inc()
             self._record(

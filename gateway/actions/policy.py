@@ -2,7 +2,9 @@
 
 Only devices listed under ``devices:`` may be commanded, only with the keys
 listed under their ``commands:``, and only with values of the declared type,
-within ``min``/``max`` or inside ``enum``. A value out of bounds is refused,
+within ``min``/``max``, in whole ``step``s, or inside ``enum``. (A ``modbus:``
+device's commands are its writable registers: :mod:`gateway.modbus.commands`
+writes their entries.) A value out of bounds is refused,
 never clamped: a clamped "heater 100" is not what the rule author asked for.
 A device id is held to :func:`devices.model.check_device_id` before any topic is
 built, the same rule the decoders and the conventions apply: an id that could
@@ -51,10 +53,18 @@ def _check_value(key: str, value: Any, spec: CommandSpec) -> Any:
         raise Refused("out_of_bounds", f"{key}: {value!r} is below the minimum {spec.min:g}")
     if spec.max is not None and isinstance(value, (int, float)) and value > spec.max:
         raise Refused("out_of_bounds", f"{key}: {value!r} is above the maximum {spec.max:g}")
+    step = spec.step
+    if step is not None and isinstance(value, (int, float)) and not _multiple(value, step):
+        raise Refused("bad_value", f"{key}: {value!r} is not a multiple of {step:g}")
     if spec.enum is not None and value not in spec.enum:
         allowed = ", ".join(map(repr, spec.enum))
         raise Refused("not_allowed", f"{key}: {value!r} is not one of {allowed}")
     return value
+
+
+def _multiple(value: float, step: float) -> bool:
+    steps = value / step
+    return abs(steps - round(steps)) <= 1e-9 * max(1.0, abs(steps))
 
 
 @dataclass(frozen=True, slots=True)

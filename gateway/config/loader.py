@@ -18,8 +18,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from devices import catalog
+from devices.modbus.profiles import is_path
 from gateway.config.addresses import is_loopback, split_listen
 from gateway.config.environment import substitute
+from gateway.config.modbus import check_modbus
 from gateway.config.schema import Config
 from gateway.topics import TemplateError, TopicTemplate
 from gateway.yamlfiles import read_text
@@ -91,6 +93,7 @@ def parse_config(text: str, name: str, base_dir: Path, env: dict[str, str]) -> L
             problems.append(Problem(where, f"{field}: {_message(err)}" if field else _message(err)))
         raise SourceError(problems) from None
     problems.extend(_cross_checks(config, data, origin))
+    problems.extend(check_modbus(config, data, origin, base_dir))
     if problems:
         raise SourceError(problems)
     return LoadedConfig(_resolve_paths(config, base_dir), Path(name), base_dir)
@@ -107,11 +110,22 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
         "state_dir": absolute(config.state_dir),
         "rules": [absolute(r) for r in config.rules],
     }
+    if config.modbus:
+        updates["modbus"] = [_resolve_modbus(entry, absolute) for entry in config.modbus]
     tls = config.mqtt.tls
     if tls is not None:
         files = {k: absolute(v) for k in ("ca", "cert", "key") if (v := getattr(tls, k))}
         updates["mqtt"] = config.mqtt.model_copy(update={"tls": tls.model_copy(update=files)})
     return config.model_copy(update=updates)
+
+
+def _resolve_modbus(entry: Any, absolute: Any) -> Any:
+    update: dict[str, Any] = {}
+    if entry.profile and is_path(entry.profile):
+        update["profile"] = absolute(entry.profile)
+    if entry.rtu is not None and entry.rtu.port.startswith("."):
+        update["rtu"] = entry.rtu.model_copy(update={"port": absolute(entry.rtu.port)})
+    return entry.model_copy(update=update) if update else entry
 
 
 def _message(err: Any) -> str:

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from devices.modbus.spec import RegisterSpec
 from gateway.config.addresses import is_ip_address, is_loopback, split_listen
 from gateway.config.units import parse_duration, parse_size
 from rules.durations import DURATION_PATTERN
@@ -198,6 +199,9 @@ class CommandSpec(_Model):
     min: float | None = None
     max: float | None = None
     enum: list[Any] | None = None
+    step: float | None = Field(
+        None, gt=0, description="numbers must be whole multiples of step (tenths: 0.1)"
+    )
 
 
 class DeviceConfig(_Model):
@@ -238,6 +242,95 @@ class SerialConfig(_Model):
     framing: Literal["jsonlines", "kv", "csv"] = "jsonlines"
     profile: str | None = None
     device: str
+
+
+class ModbusRtuConfig(_Model):
+    """The RS-485 line of a Modbus RTU device; devices on one port share one line."""
+
+    port: str = Field(description="serial port of the RS-485 adapter, e.g. /dev/ttyUSB0")
+    baudrate: int = Field(9600, ge=300, le=921_600, description="bits per second")
+    parity: Literal["N", "E", "O"] = Field("N", description="N (none), E (even) or O (odd)")
+    stopbits: Literal[1, 2] = 1
+
+    def line(self) -> str:
+        return f"{self.baudrate} 8{self.parity}{self.stopbits}"
+
+
+class ModbusRegisterConfig(RegisterSpec):
+    """A register of a ``modbus:`` device, with its own poll interval if it needs one."""
+
+    interval: Duration | None = Field(
+        None, description="read this register this often (default: the device's interval)"
+    )
+
+
+class ModbusDeviceConfig(_Model):
+    """One Modbus device: where it is (``tcp:`` or ``rtu:``), its unit id and its registers."""
+
+    device: str = Field(description="device id: the device tag of its readings, the name "
+                        "rules and commands use")
+    tcp: str | None = Field(
+        None, description="HOST:PORT of a Modbus TCP device or TCP-to-RTU gateway (HOST alone: "
+        "port 502)"
+    )
+    rtu: ModbusRtuConfig | None = Field(None, description="the RS-485 line of an RTU device")
+    unit_id: int = Field(1, ge=0, le=255, description="Modbus unit (slave) id; on RTU 1…247")
+    profile: str | None = Field(
+        None, description="register map of a known device (xy_md02, sdm120) or a profile file "
+        "(path ending in .yaml, relative to this file)"
+    )
+    registers: dict[str, ModbusRegisterConfig] = Field(
+        default_factory=dict,
+        description="registers by metric name; added to the profile's (the same name replaces it)",
+    )
+    interval: Duration = Field(10.0, description="how often the registers are read")
+    timeout: Duration = Field(
+        0.5, description="how long to wait for each answer; while the device does not answer, "
+        "every other device on its bus waits this long once per interval"
+    )
+    retries: int = Field(1, ge=0, le=5, description="requests sent again after a timeout "
+                         "(not while the device is offline: then one probe per interval)")
+    max_read: int | None = Field(
+        None, ge=1, le=125, description="most registers in one request (default: the "
+        "profile's, else 125)"
+    )
+
+    @model_validator(mode="after")
+    def _one_link(self) -> ModbusDeviceConfig:
+        if (self.tcp is None) == (self.rtu is None):
+            raise ValueError("give either tcp: HOST:PORT or rtu: {port: …}")
+        if self.tcp is not None:
+            tcp_address(self.tcp)
+        if self.rtu is not None and not 1 <= self.unit_id <= 247:
+            raise ValueError("unit_id: an RTU device has a unit id from 1 to 247")
+        if not 0.05 <= self.interval <= 86400:
+            raise ValueError("interval: from 50ms to 1d")
+        if not 0.01 <= self.timeout <= 10:
+            raise ValueError("timeout: from 10ms to 10s")
+        for metric, register in self.registers.items():
+            if register.interval is not None and not 0.05 <= register.interval <= 86400:
+                raise ValueError(f"registers.{metric}.interval: from 50ms to 1d")
+        return self
+
+    @property
+    def bus(self) -> str:
+        """The link the device shares with others: ``tcp HOST:PORT`` or ``rtu PORT``."""
+        if self.tcp is not None:
+            host, port = tcp_address(self.tcp)
+            return f"tcp {host}:{port}"
+        assert self.rtu is not None
+        return f"rtu {self.rtu.port}"
+
+
+def tcp_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``; ``HOST`` alone is port 502) as (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port:
+        host, port = text, "502"
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"tcp: {text!r} is not HOST:PORT, e.g. 192.168.1.50:502")
+    return host, int(port)
 
 
 class NotifierConfig(_Model):
@@ -410,6 +503,9 @@ class Config(_Model):
     devices: dict[str, DeviceConfig] = Field(default_factory=dict)
     serial: list[SerialConfig] = Field(default_factory=list)
     sparkplug: SparkplugConfig = Field(default_factory=SparkplugConfig)
+    modbus: list[ModbusDeviceConfig] = Field(
+        default_factory=list, description="Modbus RTU/TCP devices the gateway polls itself"
+    )
     http: HttpConfig = Field(default_factory=HttpConfig)
     state_dir: str = "./var"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

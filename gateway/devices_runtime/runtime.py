@@ -18,7 +18,8 @@ registry update is handed to the loop.
 **Convention of a device** (``snapshot()``, ``tags_for()``): its ``devices:``
 entry's ``convention`` if listed, else the ``format`` of the input its readings
 came through (``zigbee2mqtt``, ``tasmota``, ``json`` …); ``outpost`` for
-``serial:`` devices.
+``serial:`` devices; ``modbus`` for ``modbus:`` devices, whose poller says
+online/offline through :meth:`~DevicesRuntime.set_online` (it answers, or not).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from gateway.topics import TopicRouter, TopicTemplate
 log = logging.getLogger("outpost.devices")
 
 OnMessage = Callable[[str, bytes, Any], None]
+MODBUS = "modbus"  # the convention of ``modbus:`` devices
 
 
 class DevicesRuntime:
@@ -63,7 +65,12 @@ class DevicesRuntime:
         config = loaded.config
         self.registry = registry or DeviceRegistry()
         self._clock = clock
-        self._configured = dict(config.devices)
+        self._modbus = {e.device: f"{e.bus} unit {e.unit_id}" for e in config.modbus}
+        # A Modbus device's devices: entry (tags, pacing) leaves its convention as modbus.
+        self._configured = {
+            name: entry.model_copy(update={"convention": MODBUS}) if name in self._modbus else entry
+            for name, entry in config.devices.items()
+        }
         # Hot path: bound once (observe() runs per reading).
         self._devices = self.registry.devices
         self._observe_reading = self.registry.observe_reading
@@ -117,6 +124,8 @@ class DevicesRuntime:
             return configured.convention
         if reading.device in self._serial_ports:
             return "outpost"
+        if reading.device in self._modbus:
+            return MODBUS
         route = self._inputs.route(reading.topic) if reading.topic else None
         return route[0] if route is not None else ""
 
@@ -156,6 +165,10 @@ class DevicesRuntime:
         """Online/offline a convention worked out itself (Sparkplug sessions); any thread."""
         self._apply_soon(status, convention, self._clock())
 
+    def set_online(self, device: str, online: bool) -> None:
+        """A device the gateway polls itself (Modbus) answers again, or stopped answering."""
+        self._apply_soon(Availability(device, online), MODBUS, self._clock())
+
     def _apply_soon(self, status: Availability, convention: str, now: int) -> None:
         loop = self._loop
         if loop is None or threading.get_ident() == self._loop_thread:
@@ -188,16 +201,18 @@ class DevicesRuntime:
     def snapshot(self) -> list[dict[str, Any]]:
         """JSON-ready device list for ``/api/v1/devices`` and the dashboard, sorted by id.
 
-        Devices named under ``devices:`` or ``serial:`` appear before they are first
-        seen, with ``online: false`` and ``online_reason: "never_seen"``.
+        Devices named under ``devices:``, ``serial:`` or ``modbus:`` appear before they
+        are first seen, with ``online: false`` and ``online_reason: "never_seen"``.
         """
         expected = {d: c.convention for d, c in self._configured.items()}
         expected.update({d: "outpost" for d in self._serial_ports})
+        expected.update({d: MODBUS for d in self._modbus})
         return device_list(
             self.registry,
             self._clock(),
             expected=expected,
             serial_ports=self._serial_ports,
+            modbus=self._modbus,
             profile_units=self._profile_units,
         )
 

@@ -15,6 +15,7 @@ def device_list(
     *,
     expected: Mapping[str, str],
     serial_ports: Mapping[str, str],
+    modbus: Mapping[str, str] | None = None,
     profile_units: Mapping[str, dict[str, str]],
 ) -> list[dict[str, Any]]:
     """Every device, sorted by id: those seen, then those ``expected`` (device → convention)
@@ -51,4 +52,6 @@ def device_list(
             }  # fmt: skip
     for device, port in serial_ports.items():
         out[device]["serial_port"] = port
+    for device, link in (modbus or {}).items():
+        out[device]["modbus"] = link  # "rtu /dev/ttyUSB0 unit 3", "tcp 10.0.0.5:502 unit 1"
     return [out[d] for d in sorted(out)]

@@ -8,6 +8,10 @@ together with the message's acknowledgement token. One wake-up of the loop
 serves as many messages as have queued, so the hand-over costs little per
 message.
 
+Readings a source makes itself (a Modbus poll, on the event loop) enter with
+:meth:`Pipeline.put`: no topic to route, nothing to decode, the same queue,
+observers and writer after that.
+
 Drop policy of the hand-over queue (``max_pending`` messages): only reachable
 when the event loop falls behind a QoS 0 flood. QoS 0 messages beyond it are
 dropped and counted (``outpost_dropped_total{reason="queue_full"}``); QoS 1
@@ -24,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from devices.decoding import DecodeError, Decoder, Message
 from devices.model import Reading
@@ -80,7 +85,9 @@ class Pipeline:
         self._observers: list[Observer] = []
         self._queue: deque[tuple[list[Reading] | None, object | None, str, Input | None]] = deque()
         # Messages held while the gateway's clock is not yet valid (see gateway.ingest.timekeeping).
-        self._held: deque[tuple[list[Reading], object | None, str, Input, int, int]] = deque()
+        self._held: deque[tuple[list[Reading], object | None, str, Input | None, int, int]] = (
+            deque()
+        )
         self._valid_after = clock_valid_after
         self._unsynced = unsynced
         self._hold_max = hold_max
@@ -95,6 +102,8 @@ class Pipeline:
         self._rejected = {i.name: metrics.messages.labels(i.name, "deadlettered") for i in inputs}
         self._readings = {i.name: metrics.readings.labels(i.name) for i in inputs}
         self._queue_full = metrics.dropped.labels("queue_full")
+        self._unsynced_drop = metrics.dropped.labels("clock_unsynced")
+        self._own_readings: dict[str, Any] = {}  # source name → its readings counter
         self._skipped = metrics.skipped.labels("deadband")
 
     def add_observer(self, observer: Observer) -> None:
@@ -159,6 +168,33 @@ class Pipeline:
         self._decoded[spec.name].inc()
         self._readings[spec.name].inc(len(checked))
         self._enqueue(checked, token, topic, spec)
+
+    def put(self, readings: list[Reading], source: str = "modbus") -> None:
+        """Readings made by the gateway itself (a Modbus poll), stamped with its clock.
+
+        They join the queue in order with the decoded messages; while the clock is not
+        valid yet they are held and re-stamped like arrival-stamped readings (or dropped
+        and counted as ``clock_unsynced`` under ``unsynced: deadletter``: there is no
+        message to dead-letter).
+        """
+        if not readings:
+            return
+        counter = self._own_readings.get(source)
+        if counter is None:
+            counter = self._own_readings[source] = self._metrics.readings.labels(source)
+        counter.inc(len(readings))
+        if self._device_tags:
+            readings = self._with_device_tags(readings)
+        topic = readings[0].topic
+        stamped = readings[0].ts
+        if stamped < self._valid_after:
+            if self._unsynced == DEADLETTER or len(self._held) >= self._hold_max:
+                self._unsynced_drop.inc(len(readings))
+                return
+            self._metrics.held.inc()
+            self._held.append((readings, None, topic, None, stamped, time.monotonic_ns()))
+            return
+        self._enqueue(readings, None, topic, None)
 
     def _refuse(
         self,

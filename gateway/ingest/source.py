@@ -1,7 +1,7 @@
 """Sources: where the pipeline's messages come from, each with its acknowledgement.
 
-A source receives messages (MQTT today; serial, Modbus, Sparkplug and NATS
-JetStream follow the same contract) and hands each to the pipeline as
+A source receives messages (MQTT today; serial, Sparkplug and NATS JetStream
+follow the same contract) and hands each to the pipeline as
 ``deliver(topic, payload, token)``. ``token`` is None when nothing needs
 acknowledging (MQTT QoS 0); otherwise the pipeline hands it back through
 :meth:`Source.ack` once the reading is safe (stored in InfluxDB, or committed
@@ -10,6 +10,9 @@ to the outbox), in the order the source delivered them.
 Lifecycle: ``start(deliver)`` → messages flow (on the source's own thread or
 on the event loop: ``deliver`` is thread-safe) → ``stop_receiving()`` (anything
 unacknowledged is redelivered next time) → ``stop()``.
+
+Devices the gateway polls itself (Modbus, :mod:`gateway.modbus`) have no messages
+and nothing to acknowledge: their readings enter with ``Pipeline.put``.
 
 Sources register by name here; :mod:`gateway.wiring` builds the configured one
 with :func:`create_source`.

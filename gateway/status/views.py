@@ -43,8 +43,10 @@ def devices(model: StatusModel, live: LiveState) -> list[dict[str, Any]]:
         out = []
         for d in registry.snapshot():
             seen = live.devices.get(d["device"])
+            link = {"modbus": d["modbus"]} if "modbus" in d else {}
             out.append(
                 {
+                    **link,
                     "device": d["device"],
                     "online": d["online"],
                     "online_reason": d.get("online_reason"),
