@@ -22,8 +22,16 @@ from tests.services import free_port
 REPO = Path(__file__).resolve().parents[2]
 
 
+class _NoAliases(yaml.SafeDumper):
+    """Writes a value used twice out twice: Outpost refuses YAML aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def write_config(path: Path, config: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    text = yaml.dump(config, Dumper=_NoAliases, sort_keys=False, allow_unicode=False)
+    path.write_text(text, encoding="utf-8")
     return path
 
 
