@@ -103,6 +103,7 @@ def build_inputs(cfg: Config) -> list[Input]:
                 max_payload=spec.max_payload,
                 time_policy=TimePolicy(spec.future_tolerance, spec.past_tolerance, spec.bad_time),
                 deadband=deadband,
+                max_readings=spec.max_readings_per_message,
             )
         )
     return inputs
@@ -151,6 +152,7 @@ def build(
         unsynced=cfg.clock.unsynced,
         hold_max=cfg.clock.hold_max,
         device_tags={name: d.tags for name, d in cfg.devices.items()},
+        max_series=cfg.influx.max_series,
     )
     devices = DevicesRuntime(loaded, metrics)
     pipeline.add_observer(devices.observe)

@@ -98,8 +98,21 @@ class InputConfig(_Model):
     time_field: str | None = Field(None, description="json: field holding the reading time")
     device: str | None = Field(None, description="device id when the topic has no {device}")
     device_field: str | None = Field(None, description="json: field holding the device id")
+    device_from_payload: bool = Field(
+        False,
+        description="let the payload's device id (json device_field, influx device tag) "
+        "name another device than the topic's {device}; otherwise such a message is "
+        "dead-lettered as device_mismatch",
+    )
     metric: str | None = Field(None, description="value: metric name when the topic has none")
     max_payload: Size = 65536
+    max_readings_per_message: int = Field(
+        256,
+        ge=1,
+        le=100_000,
+        description="a message decoding to more readings is dead-lettered whole "
+        "(too_many_readings)",
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="extra InfluxDB tags")
     deadband: float | None = Field(
         None,
@@ -144,6 +157,12 @@ class InfluxConfig(_Model):
         ge=1000,
         description="readings held in memory while "
         "InfluxDB is unreachable; beyond it the oldest QoS 0 ones are dropped",
+    )
+    max_series: int = Field(
+        100_000,
+        ge=1,
+        description="distinct series (metric, device, tags) written since start; a message "
+        "that would add one more is dead-lettered (too_many_series), known series go on",
     )
 
     @field_validator("username", mode="before")
