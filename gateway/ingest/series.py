@@ -41,12 +41,14 @@ class SeriesLimit:
     def admit(self, readings: Iterable[Reading]) -> None:
         """Remember the readings' series; InvalidReading if that would pass the cap."""
         known = self._known
-        new: set[int] = set()
+        new: set[int] | None = None
         for reading in readings:
             key = series_of(reading)
             if key not in known:
+                if new is None:
+                    new = set()
                 new.add(key)
-        if not new:
+        if new is None:
             return
         if len(known) + len(new) > self.max_series:
             raise InvalidReading(
