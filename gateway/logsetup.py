@@ -86,6 +86,7 @@ class TextFormatter(logging.Formatter):
     def formatException(self, ei: ExcInfo) -> str:
         return format_exception(ei)
 
+
 # syslog priorities (sd-daemon(3)): journald reads "<N>" at the start of each line.
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
              logging.CRITICAL: 2}
