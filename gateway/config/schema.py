@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from devices.model import check_device_id
 from gateway.config.units import parse_duration, parse_size
 from rules.durations import DURATION_PATTERN
 
@@ -35,6 +37,8 @@ Duration = Annotated[
         }
     ),
 ]
+DeviceId = Annotated[str, AfterValidator(check_device_id)]
+"""A device id, held to the one rule every source of ids follows (devices.model)."""
 Size = Annotated[
     int,
     BeforeValidator(parse_size),
@@ -96,7 +100,7 @@ class InputConfig(_Model):
     format: str = Field("value", description="payload format or device convention")
     qos: Literal[0, 1] = 1
     time_field: str | None = Field(None, description="json: field holding the reading time")
-    device: str | None = Field(None, description="device id when the topic has no {device}")
+    device: DeviceId | None = Field(None, description="device id when the topic has no {device}")
     device_field: str | None = Field(None, description="json: field holding the device id")
     device_from_payload: bool = Field(
         False,
@@ -223,7 +227,7 @@ class SerialConfig(_Model):
     baud: int = 9600
     framing: Literal["jsonlines", "kv", "csv"] = "jsonlines"
     profile: str | None = None
-    device: str
+    device: DeviceId
 
 
 class NotifierConfig(_Model):
@@ -348,7 +352,7 @@ class Config(_Model):
     notify: dict[str, NotifierConfig] = Field(default_factory=dict)
     journal: JournalConfig = Field(default_factory=JournalConfig)
     clock: ClockConfig = Field(default_factory=ClockConfig)
-    devices: dict[str, DeviceConfig] = Field(default_factory=dict)
+    devices: dict[DeviceId, DeviceConfig] = Field(default_factory=dict)
     serial: list[SerialConfig] = Field(default_factory=list)
     http: HttpConfig = Field(default_factory=HttpConfig)
     state_dir: str = "./var"
