@@ -158,6 +158,7 @@ class LineProtocolDecoder:
             all_tags = merged_tags(base_tags, tags)
             for name, value in fields.items():
                 metric = measurement if name in _OWN_FIELDS else f"{measurement}_{name}"
+                check_identifier("metric", metric)  # a field name is part of it
                 readings.append(
                     Reading(
                         device=device,

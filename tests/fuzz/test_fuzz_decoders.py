@@ -44,6 +44,8 @@ from devices.model import (
 from gateway.influx.lineproto import LineEncoder, Unwritable
 
 EXAMPLES = int(os.environ.get("OUTPOST_FUZZ_EXAMPLES", "60"))
+# A long run must not be cut by the suite's per-test timeout: allow 0.1 s an example.
+pytestmark = pytest.mark.timeout(max(120, EXAMPLES // 10))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,

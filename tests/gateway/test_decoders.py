@@ -186,6 +186,7 @@ def test_a_payload_naming_another_device_than_the_topic_is_refused_unless_allowe
         (b"m v=1 soon", "bad_timestamp"),
         (b"m v=nan", "non_finite"),
         (b"m v=abc", "bad_line_protocol"),
+        (b"m a\x1bb=1", "bad_metric"),  # a field name is part of the metric
     ],
 )
 def test_line_protocol_refusals(payload, reason):
