@@ -107,9 +107,37 @@ def _dumps(value: Any, ascii_only: bool) -> bytes:
 
 json_payloads = st.builds(_dumps, st.one_of(json_objects, json_values), st.booleans())
 text_payloads = st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass"))
-line_protocol = st.text(
-    alphabet=string.ascii_letters[:8] + string.digits + ',= "\\#\n.-+iutfTF_\t\u00e9\ud800',
-    max_size=120,
+# Line protocol: shaped lines (measurement, tags, fields, time) with odd characters in
+# every part, and free text over its special characters.
+lp_name = st.one_of(
+    st.sampled_from(["m", "climate", "temperature", "gh-1", "value", "state"]),
+    st.text(alphabet="abc_-", min_size=1, max_size=6),
+    st.text(alphabet="ab\t\x1b\x7f\x9b\u202e\u2066\u00e9#\\", min_size=1, max_size=6),
+    st.text(alphabet="ab \\,=#\x85\u2028", min_size=1, max_size=6),  # separators too
+)
+lp_value = st.one_of(
+    st.sampled_from(["1", "-2.5", "40i", "7u", "t", "FALSE", '"x y"', '"a\\"b"', "nan", "1e999",
+                     "9" * 30 + "i", '"', ""]),
+    lp_name,
+)  # fmt: skip
+lp_time = st.one_of(
+    st.just(""), st.sampled_from(["1795755841000000000", "-1", "9" * 25, "x"]).map(" ".__add__)
+)
+lp_lines = st.builds(
+    lambda m, tags, fields, ts: m
+    + "".join(f",{k}={v}" for k, v in tags)
+    + " "
+    + ",".join(f"{k}={v}" for k, v in fields)
+    + ts,
+    lp_name,
+    st.lists(st.tuples(st.one_of(st.just("device"), lp_name), lp_name), max_size=3),
+    st.lists(st.tuples(lp_name, lp_value), min_size=1, max_size=3),
+    lp_time,
+)
+line_protocol = st.one_of(
+    st.lists(lp_lines, min_size=1, max_size=4).map("\n".join),
+    st.text(alphabet=string.ascii_letters[:8] + string.digits + ',= "\\#\n.-+iutfTF_\t\u00e9\ud800',
+            max_size=120),
 ).map(lambda t: t.encode("utf-8", "surrogatepass"))
 # JSON first: Hypothesis leans towards the first choices, and most decoders read JSON.
 payloads = st.one_of(
@@ -169,6 +197,14 @@ def decoded(decoder: Any, message: Message) -> list[Reading]:
 
 
 # --- the formats ------------------------------------------------------------------------
+
+@FUZZ
+@given(payload=line_protocol, device=levels)
+def test_the_influx_format_on_any_line_protocol(payload, device):
+    for options in ({}, {"device_from_payload": True}):
+        decoder = catalog.get("influx")(options)
+        decoded(decoder, Message(f"t/{device}", payload, {"device": device}, NOW))
+
 
 FORMAT_OPTIONS = {
     "value": [{}, {"metric": "m", "device": "d"}],
