@@ -72,7 +72,8 @@ EDGE_NUMBERS = [0, -1, -5, 1e10, 1e11, 1e14, 1e17, 2**63 - 1, 2**63, 2**64, -(2*
 EDGE_TEXT = ["ON", "OFF", "online", "offline", "true", "false", "Online", "1.5", "TOGGLE",
              "2026-11-27T05:04:01Z", "2026-11-27T05:04:01", "0001-01-01T00:00:00+14:00",
              "9999-12-31T23:59:59-14:00", "\ud800", "a\nb", "\x1b[2J", "\u2028", "9" * 30,
-             "1e999", "-0", "nan", "inf", "", " ", "#x", "x\\"]  # fmt: skip
+             "1e999", "-0", "nan", "inf", "", " ", "#x", "x\\", "float", "integer",
+             "boolean", "enum", "color"]  # fmt: skip
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -105,7 +106,16 @@ def _dumps(value: Any, ascii_only: bool) -> bytes:
     return json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
 
 
-json_payloads = st.builds(_dumps, st.one_of(json_objects, json_values), st.booleans())
+# A Shelly notification frame: readings sit two levels down, behind a method name.
+rpc_frames = st.fixed_dictionaries(
+    {
+        "method": st.sampled_from(["NotifyStatus", "NotifyFullStatus", "NotifyEvent"]),
+        "params": json_objects,
+    }
+)
+json_payloads = st.builds(
+    _dumps, st.one_of(json_objects, rpc_frames, json_values), st.booleans()
+)
 text_payloads = st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass"))
 # Line protocol: shaped lines (measurement, tags, fields, time) with odd characters in
 # every part, and free text over its special characters.
