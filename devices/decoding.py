@@ -12,14 +12,69 @@ format is adding a module that calls :func:`devices.formats.registry.register`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from devices.model import InvalidReading, Reading
+from devices.model import InvalidReading, Reading, check_text
 
 DecodeError = InvalidReading
 """Raised by a decoder; ``reason`` becomes the dead-letter reason and metric label."""
+
+
+def too_many_readings(limit: int, count: int | None = None) -> DecodeError:
+    """The refusal of a message that decodes to more than ``limit`` readings.
+
+    ``limit`` is the input's ``max_readings_per_message``; a decoder that stops counting
+    early (cheaper than building thousands of readings to throw away) gives no ``count``.
+    """
+    said = f"{count} readings" if count is not None else f"more than {limit} readings"
+    return DecodeError("too_many_readings", f"{said}; max_readings_per_message is {limit}")
+
+
+def load_json(payload: bytes) -> Any:
+    """A JSON payload, as every decoder reads one.
+
+    Strict UTF-8 (``bad_utf8``: ``json.loads`` would otherwise guess UTF-16/32 from the
+    first bytes and let encoded surrogates through); ``NaN`` and ``Infinity``, which
+    are not JSON, refused as ``non_finite``; nesting deeper than Python parses is
+    ``too_deep``; a lone surrogate escape (``"\\ud800"``) anywhere, key or value, is
+    ``invalid_text``; anything else unreadable is ``bad_json``.
+    """
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DecodeError("bad_utf8", "payload is not UTF-8") from None
+    try:
+        data = json.loads(text, parse_constant=_no_constants)
+    except RecursionError:
+        raise DecodeError("too_deep", "JSON nested too deep") from None
+    except InvalidReading:
+        raise
+    except ValueError as exc:
+        # Also catches integers longer than Python's 4300-digit limit.
+        raise DecodeError("bad_json", f"not JSON: {str(exc)[:80]}") from None
+    if "\\u" in text:  # only an escape can spell a surrogate in decoded UTF-8
+        _refuse_lone_surrogates(data)
+    return data
+
+
+def _no_constants(name: str) -> Any:
+    raise DecodeError("non_finite", f"non-finite number {name}")
+
+
+def _refuse_lone_surrogates(data: Any) -> None:
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            check_text("JSON text", item)
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 @dataclass(frozen=True, slots=True)

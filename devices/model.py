@@ -50,21 +50,42 @@ class InvalidReading(ValueError):
         self.reason = reason
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+# What a name may not contain: control characters (C0, DEL, C1 — newlines among them),
+# the Unicode line and paragraph separators, and the bidirectional overrides and
+# isolates that make a log line or a dashboard show text in another order than it is.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def check_text(kind: str, text: str) -> str:
+    """Refuse text that is not Unicode a UTF-8 encoder can write: a lone surrogate.
+
+    Decoded UTF-8 never holds one, but JSON can spell one (``"\\ud800"``); InfluxDB,
+    MQTT and every log line would then fail to encode it.
+    """
+    if not text.isascii() and _SURROGATE.search(text):
+        raise InvalidReading("invalid_text", f"{kind} {text[:40]!r} has a lone surrogate")
+    return text
+
+
 def check_identifier(kind: str, text: str) -> None:
     """Refuse names InfluxDB line protocol cannot carry: empty, newline, control chars."""
     if not text:
         raise InvalidReading(f"empty_{kind}", f"empty {kind}")
-    for ch in text:
-        if ch < " " or ch == "\x7f":
-            raise InvalidReading(f"bad_{kind}", f"{kind} {text!r} contains a control character")
+    check_text(kind, text)
+    if _CONTROL.search(text):
+        raise InvalidReading(f"bad_{kind}", f"{kind} {text!r} contains a control character")
 
 
 def check_value(value: object) -> Value:
     """Normalise a decoded scalar: ints become floats, non-finite numbers are refused."""
     if isinstance(value, (bool, str)):
-        if isinstance(value, str) and ("\n" in value or "\r" in value):
-            # A newline would end the line-protocol line; refuse rather than mangle.
-            raise InvalidReading("bad_value", "string value contains a newline")
+        if isinstance(value, str):
+            check_text("string value", value)
+            if "\n" in value or "\r" in value:
+                # A newline would end the line-protocol line; refuse rather than mangle.
+                raise InvalidReading("bad_value", "string value contains a newline")
         return value
     if isinstance(value, (int, float)):
         try:
@@ -77,13 +98,11 @@ def check_value(value: object) -> Value:
     raise InvalidReading("bad_value", f"unsupported value type {type(value).__name__}")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
 def check_device_id(device: str) -> str:
     """Refuse a device id that could change a topic's shape or break line protocol."""
     if not isinstance(device, str) or not device:
         raise InvalidReading("bad_device", "empty device id")
+    check_text("device id", device)
     if len(device) > MAX_DEVICE_ID:
         raise InvalidReading("bad_device", f"device id longer than {MAX_DEVICE_ID} characters")
     for ch in ("+", "#", "/"):
@@ -99,6 +118,7 @@ def check_device_id(device: str) -> str:
 
 def check_topic_level(kind: str, text: str) -> str:
     """A command key that becomes one topic level (Tasmota command, ESPHome object id)."""
+    check_text(kind, text)
     if not text or "+" in text or "#" in text or "/" in text or _CONTROL.search(text):
         raise InvalidReading(f"bad_{kind}", f"{kind} {text!r} cannot be a topic level")
     return text

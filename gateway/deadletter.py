@@ -16,7 +16,9 @@ schema`` documents it as ``event-deadletter``)::
 ``topic`` is where the input came from, ``reason`` a short stable token,
 ``detail`` a human explanation (may be empty). Payloads over :data:`MAX_PAYLOAD`
 bytes are cut (``"truncated": true`` and the original ``"size"``); payloads
-that are not UTF-8 are sent base64-encoded (``"encoding": "base64"``).
+that are not UTF-8 are sent base64-encoded (``"encoding": "base64"``). A lone
+surrogate in the topic or the detail (text that cannot be UTF-8) is written as its
+JSON escape, ``\\ud800``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from gateway.logsetup import Throttled
+from gateway.logsetup import FirstTraceback, Throttled, printable
 from gateway.metrics import Metrics
 from rules import rfc3339
 
@@ -52,7 +54,8 @@ def encode(topic: str, payload: bytes, reason: str, detail: str, ts_ns: int) -> 
     if len(payload) > MAX_PAYLOAD:
         event["truncated"] = True
         event["size"] = len(payload)
-    return json.dumps(event, ensure_ascii=False).encode("utf-8")
+    # backslashreplace turns a lone surrogate into "\udXXX", its escape inside a JSON string.
+    return json.dumps(event, ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
 LOG_EVERY = 60.0
@@ -69,6 +72,7 @@ class DeadLetters:
         self._publish = publish
         self._metrics = metrics
         self._log = Throttled(log, LOG_EVERY, clock)
+        self._tracebacks = FirstTraceback(log)
 
     def send(self, topic: str, payload: bytes, reason: str, detail: str = "") -> None:
         """Publish, count and (throttled) log one refused message or point."""
@@ -79,5 +83,26 @@ class DeadLetters:
         except Exception:  # the broker may be gone; the counter and the log still tell
             log.debug("could not publish dead letter", exc_info=True)
         self._log.log(
-            reason, logging.WARNING, "dead letter %s from %s: %s", reason, topic[:120], detail[:200]
+            reason,
+            logging.WARNING,
+            "dead letter %s from %s: %s",
+            reason,
+            printable(topic, 120),
+            printable(detail),
         )
+
+    def failed(self, topic: str, payload: bytes, exc: Exception) -> None:
+        """Dead-letter a message whose handling raised ``exc``, which nothing expected.
+
+        Reason ``internal_error`` with the exception's class in the detail; its traceback
+        is logged the first time that exception comes from that line of code, not for
+        every message that meets it again.
+        """
+        self._tracebacks.log(
+            exc,
+            "unexpected %s while handling a message from %s; the message is "
+            "dead-lettered (internal_error) and ingest goes on",
+            type(exc).__name__,
+            printable(topic, 120),
+        )
+        self.send(topic, payload, "internal_error", f"{type(exc).__name__}: {exc}"[:500])

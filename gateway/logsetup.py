@@ -15,6 +15,14 @@
 key per interval, the next line saying how many were held back meanwhile.
 :func:`setup_logging` puts the same throttle on asyncio's and aiohttp's own
 loggers (:class:`ThrottledFilter`), which log per failed accept or bad request.
+
+:class:`FirstTraceback` is how an unexpected exception that input can repeat is
+logged: its traceback the first time it comes from a line of code, never again.
+
+Text from outside — a topic, a device id, a payload fragment, an answer from a
+server — goes through :func:`printable` before it is logged, so a newline or a
+terminal escape in it cannot forge a log line or repaint the screen. The message
+of an exception in a traceback is escaped the same way by every layout.
 """
 
 from __future__ import annotations
@@ -25,13 +33,12 @@ import math
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable
+from types import TracebackType
 from typing import Literal
 
 from rules import rfc3339
-
-__all__ = ["JsonFormatter", "Throttled", "ThrottledFilter", "setup_logging",
-           "throttle_library_logs"]
 
 HELD = " (and %d more since the last report)"
 # asyncio logs every failed accept (EMFILE: ~100 tracebacks per readiness event); aiohttp
@@ -39,6 +46,57 @@ HELD = " (and %d more since the last report)"
 LIBRARY_LOGGERS = ("asyncio", "aiohttp.server", "aiohttp.web", "aiohttp.internal",
                    "aiohttp.access")
 LIBRARY_LOG_EVERY = 10.0
+
+__all__ = ["FirstTraceback", "JsonFormatter", "Throttled", "ThrottledFilter", "printable",
+           "setup_logging", "throttle_library_logs"]
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+
+def printable(text: object, limit: int = 200) -> str:
+    """``text`` fit for one log line: cut to ``limit`` characters, and every character
+    that is not printable (newline, control and format characters, a lone surrogate)
+    written as its backslash escape (``\\n``, ``\\x1b``, ``\\u202e``, ``\\ud800``)."""
+    text = text if isinstance(text, str) else str(text)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
+
+
+def _traceback_lines(te: traceback.TracebackException) -> list[str]:
+    """The lines ``traceback`` prints, with each exception's own message made printable."""
+    lines: list[str] = []
+    if te.__cause__ is not None:
+        lines += _traceback_lines(te.__cause__)
+        lines.append("\nThe above exception was the direct cause of the following exception:\n\n")
+    elif te.__context__ is not None and not te.__suppress_context__:
+        lines += _traceback_lines(te.__context__)
+        lines.append("\nDuring handling of the above exception, another exception occurred:\n\n")
+    if te.stack:
+        lines.append("Traceback (most recent call last):\n")
+        lines += te.stack.format()
+    lines += [printable(line.rstrip("\n"), 2000) + "\n" for line in te.format_exception_only()]
+    return lines
+
+
+def format_exception(ei: ExcInfo) -> str:
+    """A traceback as ``logging`` shows it, but whose exception messages cannot forge lines."""
+    if ei[1] is None:
+        return ""
+    te = traceback.TracebackException(type(ei[1]), ei[1], ei[2])
+    return "".join(_traceback_lines(te)).rstrip("\n")
+
+
+class TextFormatter(logging.Formatter):
+    """``logging.Formatter`` with tracebacks from :func:`format_exception`."""
+
+    def formatException(self, ei: ExcInfo) -> str:
+        return format_exception(ei)
+
 
 # syslog priorities (sd-daemon(3)): journald reads "<N>" at the start of each line.
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
@@ -60,7 +118,7 @@ def _created_ns(record: logging.LogRecord) -> int:
     return int(whole) * 1_000_000_000 + round(frac * 1e6) * 1000
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(TextFormatter):
     def __init__(self, journald: bool = False) -> None:
         super().__init__()
         self._journald = journald
@@ -75,7 +133,7 @@ class JsonFormatter(logging.Formatter):
         return f"<{_priority(record.levelno)}>{text}" if self._journald else text
 
 
-class JournaldFormatter(logging.Formatter):
+class JournaldFormatter(TextFormatter):
     """``<N>logger: message``; a traceback stays in the same journal entry's lines."""
 
     def __init__(self) -> None:
@@ -107,8 +165,7 @@ def setup_logging(level: str, fmt: Literal["text", "json"] = "text") -> None:
     elif journald:
         handler.setFormatter(JournaldFormatter())
     else:
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -186,3 +243,25 @@ def throttle_library_logs(interval: float = LIBRARY_LOG_EVERY) -> None:
         for old in [f for f in logger.filters if isinstance(f, ThrottledFilter)]:
             logger.removeFilter(old)
         logger.addFilter(ThrottledFilter(interval))
+
+
+class FirstTraceback:
+    """Logs the traceback of an exception the first time it is raised at a line of code.
+
+    A message that meets a bug is dead-lettered and counted each time; its traceback
+    is needed once, not once per message of a flood.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._seen: set[tuple[str, str, int | None]] = set()
+
+    def log(self, exc: BaseException, msg: str, *args: object) -> None:
+        frames = traceback.extract_tb(exc.__traceback__)
+        place = (type(exc).__name__, frames[-1].filename, frames[-1].lineno) if frames else (
+            type(exc).__name__, "", None
+        )
+        if place in self._seen:
+            return
+        self._seen.add(place)
+        self._logger.error(msg, *args, exc_info=exc)

@@ -116,6 +116,7 @@ def build_inputs(cfg: Config, sparkplug: SparkplugRuntime | None = None) -> list
                 max_payload=spec.max_payload,
                 time_policy=TimePolicy(spec.future_tolerance, spec.past_tolerance, spec.bad_time),
                 deadband=deadband,
+                max_readings=spec.max_readings_per_message,
             )
         )
     return inputs
@@ -171,6 +172,7 @@ def build(
         hold_max=cfg.clock.hold_max,
         device_tags={name: d.tags for name, d in cfg.devices.items()},
         encoder=encoder,
+        max_series=cfg.influx.max_series,
     )
     pipeline.add_observer(devices.observe)
     link.subscribe(devices.availability_filters(), devices.on_message)

@@ -18,6 +18,8 @@ A fault matches a request when its `path` (a prefix) matches and, for `reject`, 
 
     status       answer this status instead of forwarding (with an InfluxDB-style
                  ``{"error": ...}`` body and `retry_after` as ``Retry-After``)
+    body         with `status`: answer this text (as text/html) instead of the error
+                 body, as a login page or another server in front of InfluxDB would
     delay        seconds to wait before anything else (alone: forward after the delay)
     drop         "before": close the connection without forwarding or answering
                  (also what a client sees while the upstream is down);
@@ -68,6 +70,7 @@ class Fault:
     partial: bool = False
     path: str | None = None
     message: str | None = None
+    body: str | None = None
 
     def __post_init__(self) -> None:
         if self.drop not in (None, "before", "after"):
@@ -168,6 +171,9 @@ class Proxy:
 
     @staticmethod
     def _error(fault: Fault, message: str) -> web.Response:
+        if fault.body is not None:
+            return web.Response(status=fault.status or 500, text=fault.body,
+                                content_type="text/html")
         headers = {"X-Influxdb-Error": message, "Content-Type": "application/json"}
         if fault.retry_after is not None:
             headers["Retry-After"] = fault.retry_after
@@ -306,6 +312,7 @@ class FaultProxy(Service):
         partial: bool = False,
         path: str | None = None,
         message: str | None = None,
+        body: str | None = None,
     ) -> None:
         """Add a fault for the next `count` matching requests (None: until clear())."""
         spec = Fault(
@@ -318,6 +325,7 @@ class FaultProxy(Service):
             partial,
             path,
             message,
+            body,
         )
         self._control("POST", "/faults", dataclasses.asdict(spec))
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from devices.decoding import DecodeError, Message
+from devices.decoding import DecodeError, Message, load_json
 from devices.model import (
     InvalidReading,
     Reading,
@@ -28,10 +28,8 @@ from devices.model import (
 
 
 def parse_json(payload: bytes) -> Any:
-    try:
-        return json.loads(payload, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise DecodeError("bad_json", f"payload is not JSON: {exc}") from None
+    """The payload as JSON, read as :func:`devices.decoding.load_json` reads every payload."""
+    return load_json(payload)
 
 
 def parse_json_object(payload: bytes) -> dict[str, Any]:
@@ -39,11 +37,6 @@ def parse_json_object(payload: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DecodeError("not_object", f"expected a JSON object, got {type(data).__name__}")
     return data
-
-
-def _refuse_constant(name: str) -> Any:
-    # json.loads accepts NaN/Infinity by default; a reading can never be non-finite.
-    raise ValueError(f"{name} is not a number")
 
 
 def text_of(payload: bytes) -> str:

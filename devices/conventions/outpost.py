@@ -9,13 +9,14 @@
 | ``devices/{device}/ack``    | ``{"id": "<command id>", "ok": true}`` (+ ``"error"``) |
 
 ``ts`` may be epoch seconds, milliseconds, microseconds or nanoseconds (told
-apart by magnitude) or an RFC 3339 string; without it the arrival time is used.
+apart by magnitude) or an RFC 3339 string, read as the ``json`` format reads a
+``time_field`` (:func:`devices.formats.common.parse_time`); without it the arrival
+time is used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from devices.conventions.base import (
@@ -36,33 +37,10 @@ from devices.conventions.helpers import (
     scalar_from_text,
     text_of,
 )
+from devices.formats.common import parse_time
 from devices.model import InvalidReading, Reading
 
 TIME_FIELD = "ts"
-
-
-def parse_timestamp(value: Any) -> int:
-    """Nanoseconds since the epoch from s/ms/µs/ns numbers or RFC 3339 text."""
-    if isinstance(value, bool):
-        raise DecodeError("bad_timestamp", "a boolean is not a timestamp")
-    if isinstance(value, (int, float)):
-        magnitude = abs(value)
-        if magnitude < 1e11:  # seconds until the year 5138
-            return int(value * 1_000_000_000)
-        if magnitude < 1e14:
-            return int(value * 1_000_000)
-        if magnitude < 1e17:
-            return int(value * 1_000)
-        return int(value)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise DecodeError("bad_timestamp", f"not an RFC 3339 time: {value[:40]!r}") from None
-        if parsed.tzinfo is None:
-            raise DecodeError("bad_timestamp", f"time without a zone: {value[:40]!r}")
-        return int(parsed.timestamp()) * 1_000_000_000 + parsed.microsecond * 1_000
-    raise DecodeError("bad_timestamp", f"unsupported timestamp {type(value).__name__}")
 
 
 class OutpostConvention:
@@ -100,7 +78,7 @@ class OutpostConvention:
         data = parse_json_object(message.payload)
         ts = 0
         if self.time_field in data:
-            ts = parse_timestamp(data[self.time_field])
+            ts = parse_time(data[self.time_field])
         builder = ReadingBuilder(device, message, ts=ts)
         for metric, value in flatten(data, skip=(self.time_field,)):
             builder.add_lenient(metric, value)

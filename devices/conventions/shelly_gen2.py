@@ -55,6 +55,7 @@ from devices.conventions.helpers import (
     parse_json_object,
     text_of,
 )
+from devices.formats.common import epoch_to_ns
 from devices.model import InvalidReading, Reading
 
 _FIELDS = {
@@ -151,10 +152,10 @@ class ShellyGen2Convention:
         if not isinstance(params, dict):
             raise DecodeError("bad_frame", "NotifyStatus without params")
         ts = params.get("ts")
+        # UTC seconds; a time outside 1970-2262 (or 1e300) refuses the frame, no ts at all
+        # means the arrival time.
         ts_ns = (
-            int(ts * 1_000_000_000)
-            if isinstance(ts, (int, float)) and not isinstance(ts, bool)
-            else 0
+            epoch_to_ns(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else 0
         )
         builder = ReadingBuilder(device, message, ts=ts_ns)
         for component, status in params.items():

@@ -59,6 +59,7 @@ from devices.conventions.helpers import (
     snake,
     text_of,
 )
+from devices.formats.common import datetime_ns
 from devices.model import InvalidReading, Reading
 
 _POWER = re.compile(r"^POWER\d*$", re.IGNORECASE)
@@ -145,11 +146,11 @@ class TasmotaConvention:
             return message.received_ns
         try:
             local = datetime.fromisoformat(data["Time"])
-        except ValueError:
+            if local.tzinfo is None:
+                local = local.astimezone()  # naive: interpret in the gateway's zone
+        except (ValueError, OverflowError):  # also a year 1 moved to a zone east of UTC
             raise DecodeError("bad_timestamp", f"Time {data['Time'][:40]!r}") from None
-        if local.tzinfo is None:
-            local = local.astimezone()  # naive: interpret in the gateway's zone
-        return int(local.timestamp()) * 1_000_000_000 + local.microsecond * 1_000
+        return datetime_ns(local)
 
     def _decode_sensor(self, device: str, message: Message) -> list[Reading]:
         data = parse_json_object(message.payload)

@@ -1,11 +1,14 @@
 """``format: influx`` — InfluxDB line protocol, one or more lines per message.
 
 ``climate,device=gh-1,zone=north temperature=21.5,humidity=40i 1795755841000000000``
-gives one reading per field. The device is the ``device`` tag (or the topic's
-``{device}``); other tags are kept. A field named ``value``/``state``/``text``
-is the measurement itself (what Outpost writes); any other field ``f`` becomes
-the metric ``<measurement>_<f>``. Integers (``40i``, ``40u``) become floats
-like every other number. Without a timestamp the arrival time is used.
+gives one reading per field. The device is the topic's ``{device}``; a line's
+``device`` tag naming another device refuses the message (``device_mismatch``)
+unless the input says ``device_from_payload: true``. Without ``{device}`` in the
+topic the ``device`` tag names it (else the input's ``device:``); other tags are
+kept. A field named ``value``/``state``/``text`` is the measurement itself (what
+Outpost writes); any other field ``f`` becomes the metric ``<measurement>_<f>``.
+Integers (``40i``, ``40u``) become floats like every other number. Without a
+timestamp the arrival time is used.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from devices.decoding import DecodeError, Decoder, Message
-from devices.formats.common import merged_tags, reading_device
+from devices.decoding import DecodeError, Decoder, Message, too_many_readings
+from devices.formats.common import merged_tags, message_device
 from devices.formats.registry import register
 from devices.model import Reading, check_identifier
 
@@ -129,7 +132,9 @@ def parse_line(line: str) -> tuple[str, dict[str, str], dict[str, float | bool |
 class LineProtocolDecoder:
     def __init__(self, options: Mapping[str, Any]) -> None:
         self._device: str | None = options.get("device")
+        self._payload_may_differ = bool(options.get("device_from_payload"))
         self._tags: Mapping[str, str] = options.get("tags") or {}
+        self._limit: int = options.get("max_readings_per_message") or 1 << 62
 
     def decode(self, message: Message) -> list[Reading]:
         try:
@@ -143,13 +148,17 @@ class LineProtocolDecoder:
             if not line or line.startswith("#"):
                 continue
             measurement, tags, fields, ts = parse_line(line)
-            device = reading_device(
-                tags.pop("device", "") or message.fields.get("device") or self._device or ""
+            device = message_device(
+                message.fields.get("device"),
+                tags.pop("device", None),
+                self._device,
+                self._payload_may_differ,
             )
             check_identifier("metric", measurement)
             all_tags = merged_tags(base_tags, tags)
             for name, value in fields.items():
                 metric = measurement if name in _OWN_FIELDS else f"{measurement}_{name}"
+                check_identifier("metric", metric)  # a field name is part of it
                 readings.append(
                     Reading(
                         device=device,
@@ -161,6 +170,8 @@ class LineProtocolDecoder:
                         trace_id=message.trace_id,
                     )
                 )
+            if len(readings) > self._limit:
+                raise too_many_readings(self._limit)
         if not readings:
             raise DecodeError("no_values", "no line-protocol lines")
         return readings

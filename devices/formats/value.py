@@ -16,7 +16,7 @@ from typing import Any
 from devices.decoding import DecodeError, Decoder, Message
 from devices.formats.common import merged_tags, reading_device
 from devices.formats.registry import register
-from devices.model import Reading, check_identifier
+from devices.model import Reading, check_identifier, check_text
 
 _BOOLS = {"true": True, "false": False}
 
@@ -47,7 +47,7 @@ def parse_scalar(text: str) -> float | bool | str:
             raise DecodeError("bad_value", "unterminated quoted string") from None
         if not isinstance(decoded, str):
             raise DecodeError("bad_value", "quoted payload is not a string")
-        text = decoded
+        text = check_text("value", decoded)  # "\ud800" spells a lone surrogate
     if "\n" in text or "\r" in text:
         raise DecodeError("bad_value", "a value payload must be one line")
     return text

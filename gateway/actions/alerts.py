@@ -26,6 +26,7 @@ from typing import Any
 
 from gateway.influx.lineproto import LineEncoder, Unwritable
 from gateway.journal import Journal
+from gateway.logsetup import printable
 from gateway.metrics import Metrics
 from rules.events import AlertEvent
 from rules.model import Value
@@ -134,7 +135,7 @@ class AlertBus:
         log.info(
             "alert %s on %s inhibited: the gateway could not hear during its window",
             event["rule"],
-            event["device"],
+            printable(event["device"], 120),
         )
         return True
 
@@ -161,7 +162,7 @@ class AlertBus:
         try:
             self._publish(topic, _json(event), 1)
         except ValueError as exc:  # a topic paho refuses (wildcards in a device id)
-            log.error("cannot publish alert %s/%s: %s", rule, device, exc)
+            log.error("cannot publish alert %s/%s: %s", rule, printable(device, 120), exc)
         fields: dict[str, float | bool | str] = {"message": str(event.get("message") or "")}
         value = event.get("value")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -183,7 +184,14 @@ class AlertBus:
         if notify:
             self._notify(event)
         level = logging.WARNING if status == "firing" else logging.INFO
-        log.log(level, "alert %s %s for %s: %s", rule, status.upper(), device, event.get("message"))
+        log.log(
+            level,
+            "alert %s %s for %s: %s",
+            rule,
+            status.upper(),
+            printable(device, 120),
+            printable(event.get("message") or ""),
+        )
 
 
 def _json(event: Mapping[str, Any]) -> bytes:

@@ -60,6 +60,7 @@ from gateway.actions.commands import (
 from gateway.actions.policy import CommandPolicy, Refused
 from gateway.config.schema import DeviceConfig
 from gateway.journal import Journal
+from gateway.logsetup import printable
 from gateway.metrics import Metrics
 from gateway.mqtt.link import MqttLink
 
@@ -167,7 +168,10 @@ class CommandDispatcher:
                 {"set": dict(settings), "reason": exc.reason, "detail": str(exc)},
             )
             log.warning(
-                "refused command to %s from %s: %s", target, origin.rule or origin.source, exc
+                "refused command to %s from %s: %s",
+                printable(target, 120),
+                printable(origin.rule or origin.source, 120),
+                printable(exc),
             )
             return CommandOutcome.REFUSED, str(exc)
         dev = self._devices[target]

@@ -27,6 +27,7 @@ import aiohttp
 from gateway.actions.silences import Silences
 from gateway.config.schema import NotifierConfig
 from gateway.journal import Journal
+from gateway.logsetup import printable
 from gateway.metrics import Metrics
 from gateway.retry import Backoff
 
@@ -118,7 +119,7 @@ class LogNotifier:
         )
 
     async def send(self, event: Mapping[str, Any]) -> None:
-        log.warning("%s", render(self._template, event))
+        log.warning("%s", printable(render(self._template, event), 2000))
 
     async def close(self) -> None:
         return None
@@ -214,9 +215,9 @@ class Notifications:
                             "notifier %s: giving up on %s/%s after %d attempts (%s)",
                             name,
                             event.get("rule"),
-                            event.get("device"),
+                            printable(event.get("device") or "", 120),
                             attempt,
-                            exc,
+                            printable(exc),
                         )
                         break
                     await asyncio.sleep(RETRY.delay(attempt - 1))

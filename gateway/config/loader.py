@@ -23,6 +23,7 @@ from gateway.config.addresses import is_loopback, split_listen
 from gateway.config.environment import substitute
 from gateway.config.modbus import check_modbus
 from gateway.config.schema import Config
+from gateway.logsetup import printable
 from gateway.topics import TemplateError, TopicTemplate
 from gateway.yamlfiles import read_text
 from rules.yamlsrc import (
@@ -89,7 +90,8 @@ def parse_config(text: str, name: str, base_dir: Path, env: dict[str, str]) -> L
             loc = tuple(err["loc"])
             find = locate_key if err["type"] == "extra_forbidden" else locate
             where = find(data, loc, origin)
-            field = ".".join(str(p) for p in loc)
+            # "[key]": the error is in a mapping's key, which the path already names.
+            field = printable(".".join(str(p) for p in loc if p != "[key]"))
             problems.append(Problem(where, f"{field}: {_message(err)}" if field else _message(err)))
         raise SourceError(problems) from None
     problems.extend(_cross_checks(config, data, origin))

@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from devices.modbus.spec import RegisterSpec
+from devices.model import check_device_id
 from gateway.config.addresses import is_ip_address, is_loopback, split_listen
 from gateway.config.units import parse_duration, parse_size
 from rules.durations import DURATION_PATTERN
@@ -38,6 +40,8 @@ Duration = Annotated[
         }
     ),
 ]
+DeviceId = Annotated[str, AfterValidator(check_device_id)]
+"""A device id, held to the one rule every source of ids follows (devices.model)."""
 Size = Annotated[
     int,
     BeforeValidator(parse_size),
@@ -102,10 +106,23 @@ class InputConfig(_Model):
     format: str = Field("value", description="payload format or device convention")
     qos: Literal[0, 1] = 1
     time_field: str | None = Field(None, description="json: field holding the reading time")
-    device: str | None = Field(None, description="device id when the topic has no {device}")
+    device: DeviceId | None = Field(None, description="device id when the topic has no {device}")
     device_field: str | None = Field(None, description="json: field holding the device id")
+    device_from_payload: bool = Field(
+        False,
+        description="let the payload's device id (json device_field, influx device tag) "
+        "name another device than the topic's {device}; otherwise such a message is "
+        "dead-lettered as device_mismatch",
+    )
     metric: str | None = Field(None, description="value: metric name when the topic has none")
     max_payload: Size = 65536
+    max_readings_per_message: int = Field(
+        256,
+        ge=1,
+        le=100_000,
+        description="a message decoding to more readings is dead-lettered whole "
+        "(too_many_readings)",
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="extra InfluxDB tags")
     deadband: float | None = Field(
         None,
@@ -155,6 +172,12 @@ class InfluxConfig(_Model):
         ge=1000,
         description="readings held in memory while "
         "InfluxDB is unreachable; beyond it the oldest QoS 0 ones are dropped",
+    )
+    max_series: int = Field(
+        100_000,
+        ge=1,
+        description="distinct series (metric, device, tags) written since start; a message "
+        "that would add one more is dead-lettered (too_many_series), known series go on",
     )
 
     @field_validator("username", mode="before")
@@ -241,7 +264,7 @@ class SerialConfig(_Model):
     baud: int = 9600
     framing: Literal["jsonlines", "kv", "csv"] = "jsonlines"
     profile: str | None = None
-    device: str
+    device: DeviceId
 
 
 class ModbusRtuConfig(_Model):
@@ -500,7 +523,7 @@ class Config(_Model):
     notify: dict[str, NotifierConfig] = Field(default_factory=dict)
     journal: JournalConfig = Field(default_factory=JournalConfig)
     clock: ClockConfig = Field(default_factory=ClockConfig)
-    devices: dict[str, DeviceConfig] = Field(default_factory=dict)
+    devices: dict[DeviceId, DeviceConfig] = Field(default_factory=dict)
     serial: list[SerialConfig] = Field(default_factory=list)
     sparkplug: SparkplugConfig = Field(default_factory=SparkplugConfig)
     modbus: list[ModbusDeviceConfig] = Field(

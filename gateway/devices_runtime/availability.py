@@ -17,6 +17,7 @@ from devices.conventions.base import Availability, Convention
 from devices.decoding import Message
 from devices.model import InvalidReading
 from gateway.config import LoadedConfig
+from gateway.logsetup import printable
 from gateway.topics import TopicRouter, TopicTemplate
 
 log = logging.getLogger("outpost.devices")
@@ -52,7 +53,7 @@ class AvailabilityRoutes:
                 status = convention.availability(message)
             except InvalidReading as exc:  # a bad device id, a non-UTF-8 payload
                 self.errors += 1
-                log.debug("availability %s: %s", topic[:120], exc)
+                log.debug("availability %s: %s", printable(topic, 120), printable(exc))
                 continue
             if status is not None:
                 return status, convention.name

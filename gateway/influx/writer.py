@@ -16,6 +16,13 @@ jitter, honouring ``Retry-After``. With an outbox the failed batch goes to disk
 instead, and the backfill task waits out the same delay (``Retry-After``, else the
 backoff) before its next attempt: no write is tried before it has passed.
 
+Nothing a batch meets stops the writer. A line that cannot be sent as UTF-8 (a lone
+surrogate) is dead-lettered when it is added (``invalid_text``) and never enters a
+batch. An exception the sink was not meant to raise (a server in front of InfluxDB
+answering a login page where JSON was expected, a bug) counts as a failed write of
+kind ``internal``: the batch is kept and retried like any other failed write, and
+the traceback is logged once per place it comes from.
+
 Memory is bounded by ``max_buffer`` lines. QoS 1 lines are bounded by the
 broker's in-flight window; past the bound the oldest QoS 0 lines are dropped
 and counted (``outpost_dropped_total{reason="buffer_full"}``).
@@ -31,10 +38,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from devices.model import InvalidReading, check_text
 from gateway.deadletter import DeadLetters
 from gateway.health import Health
 from gateway.influx.sink import InfluxSink, WriteError
-from gateway.logsetup import Throttled
+from gateway.logsetup import FirstTraceback, Throttled, printable
 from gateway.metrics import Family, Metrics, Sample
 from gateway.outbox import Buffer, OutboxError, RateLimit, drain
 from gateway.retry import Backoff
@@ -112,6 +120,7 @@ class InfluxWriter:
     def health(self) -> Health:
         """InfluxDB's state as the writes found it, with the last failure's reason."""
         return self._health
+        self._tracebacks = FirstTraceback(log)
 
     @property
     def buffered(self) -> int:
@@ -125,6 +134,8 @@ class InfluxWriter:
 
     def add(self, line: str | None, token: Token | None, topic: str) -> None:
         """Queue one line (or, with ``line=None``, one acknowledgement) in arrival order."""
+        if line is not None and not line.isascii():
+            line = self._sendable(line, topic)
         now = self._clock()
         first = not self._current
         if first:
@@ -142,6 +153,17 @@ class InfluxWriter:
             self._wake.set()
         elif first or (token is not None and self._current_tokens == 1):
             self._wake.set()  # start this batch's flush_interval (or idle-flush) clock
+
+    def _sendable(self, line: str, topic: str) -> str | None:
+        """The line, or None (dead-lettered) if it cannot be sent as UTF-8."""
+        try:
+            check_text("line", line)
+        except InvalidReading as exc:
+            self._deadletters.send(
+                topic, line.encode("utf-8", "backslashreplace"), exc.reason, str(exc)
+            )
+            return None
+        return line
 
     def _seal(self) -> None:
         self._queue.append(self._current)
@@ -189,7 +211,7 @@ class InfluxWriter:
                     if self._stopping or now >= due or idle:
                         self._seal()
                 if self._queue:
-                    await self._write_batch(self._queue.popleft())
+                    await self._guarded(self._queue.popleft())
                     continue
                 if self._stopping:
                     return
@@ -211,6 +233,23 @@ class InfluxWriter:
         self._wake.set()
         self._stop_event.set()
 
+    async def _guarded(self, batch: list[Entry]) -> None:
+        """Write a batch; whatever goes wrong, keep it (unless stopping) and carry on."""
+        try:
+            await self._write_batch(batch)
+        except Exception as exc:  # a bug: the writer must outlive it
+            delay = self._failed(self._internal(exc))
+            if self._stopping:
+                log.error("shutting down with a batch of %d entries not written", len(batch))
+                return
+            self._queue.appendleft(batch)
+            await self._sleep(delay)
+
+    def _internal(self, exc: Exception) -> WriteError:
+        """An exception nothing expected, as a failed write (its traceback once per place)."""
+        self._tracebacks.log(exc, "unexpected %s while writing to InfluxDB", type(exc).__name__)
+        return WriteError("internal", printable(f"{type(exc).__name__}: {exc}"))
+
     async def _write_batch(self, batch: list[Entry]) -> None:
         self.writing = batch
         lines = [e for e in batch if e.line is not None]
@@ -231,7 +270,7 @@ class InfluxWriter:
                         "shutting down with %d readings not written to InfluxDB (%s); "
                         "QoS 1 messages stay unacknowledged and will be redelivered",
                         self._buffered,
-                        exc,
+                        printable(exc),
                     )
                     self._buffered -= len(lines)
                     return
@@ -240,7 +279,7 @@ class InfluxWriter:
                     logging.ERROR,
                     "InfluxDB write failed (%s): %s; %d readings waiting, retry in %.1fs%s",
                     exc.kind,
-                    exc,
+                    printable(exc),
                     self._buffered,
                     delay,
                     _hint(exc),
@@ -265,7 +304,7 @@ class InfluxWriter:
                 "InfluxDB write failed (%s): %s; readings go to the outbox until it "
                 "answers again%s",
                 exc.kind,
-                exc,
+                printable(exc),
                 _hint(exc),
             )
         self.healthy = False
@@ -362,6 +401,8 @@ class InfluxWriter:
                 entry.topic, (entry.line or "").encode("utf-8"), reason, str(exc)
             )
             return
+        except Exception as exc:  # not a WriteError: the sink met something it did not expect
+            raise self._internal(exc) from exc
         self._metrics.influx_write_seconds.observe(time.perf_counter() - started)
         self._metrics.points_written.inc(len(entries))
 

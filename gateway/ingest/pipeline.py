@@ -2,7 +2,8 @@
 
 Two threads meet here. ``on_message`` runs on paho's network thread: it
 routes the topic to its input, checks the size, decodes, and appends the
-result to a bounded queue. The event loop drains that queue in order: each
+result to a bounded queue. The event loop drains that queue in order: it writes
+a message's readings as line protocol, and once all of them can be stored, each
 reading goes to the observers (rules, live views) and to the InfluxDB writer,
 together with the message's acknowledgement token. One wake-up of the loop
 serves as many messages as have queued, so the hand-over costs little per
@@ -11,6 +12,14 @@ message.
 Readings a source makes itself (a Modbus poll, on the event loop) enter with
 :meth:`Pipeline.put`: no topic to route, nothing to decode, the same queue,
 observers and writer after that.
+
+A message is stored whole or not at all. It is refused — dead-lettered with a
+reason, counted, its acknowledgement kept in order — when its topic or payload is
+bad, when it decodes to more than the input's ``max_readings_per_message``
+readings, when one of its readings cannot be written as line protocol, or when it
+would add a series past ``influx.max_series`` (:mod:`gateway.ingest.series`). An
+exception nothing expected, raised while one message is handled, refuses that
+message (``internal_error``) and ingest goes on.
 
 Drop policy of the hand-over queue (``max_pending`` messages): only reachable
 when the event loop falls behind a QoS 0 flood. QoS 0 messages beyond it are
@@ -30,14 +39,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from devices.decoding import DecodeError, Decoder, Message
-from devices.model import Reading
+from devices.decoding import Decoder, Message, too_many_readings
+from devices.model import InvalidReading, Reading, check_text
 from gateway.deadletter import DeadLetters
 from gateway.influx.lineproto import LineEncoder, Unwritable
 from gateway.influx.writer import InfluxWriter
 from gateway.ingest.deadband import Deadband
+from gateway.ingest.series import SeriesLimit
 from gateway.ingest.timekeeping import DEADLETTER, TimePolicy, restamp
-from gateway.metrics import Metrics
+from gateway.metrics import Family, Metrics, Sample
 from gateway.topics import TopicRouter, TopicTemplate
 
 log = logging.getLogger("outpost.pipeline")
@@ -56,6 +66,22 @@ class Input:
     max_payload: int
     time_policy: TimePolicy = field(default_factory=lambda: TimePolicy(300.0, None, "restamp"))
     deadband: Deadband | None = None
+    max_readings: int = 256
+
+
+# A queued message: its readings (None: refused, only its acknowledgement waits), token,
+# topic, input and payload (kept to dead-letter it whole if it cannot be written).
+Queued = tuple[list[Reading] | None, object | None, str, "Input | None", bytes]
+
+SERIES_FAMILY = Family(
+    "outpost_series",
+    "Distinct series (metric, device, tags) written since start; influx.max_series caps it",
+)
+
+
+Held = tuple[list[Reading], object | None, str, "Input | None", bytes, int, int]
+"""A message held for an unset clock: readings, token, topic, input, payload, the wrong
+time it was stamped with, and when it arrived (monotonic)."""
 
 
 class Pipeline:
@@ -75,6 +101,7 @@ class Pipeline:
         hold_max: int = 100_000,
         device_tags: Mapping[str, Mapping[str, str]] | None = None,
         encoder: LineEncoder | None = None,
+        max_series: int = 100_000,
     ) -> None:
         self._router: TopicRouter[Input] = TopicRouter([(i.template, i) for i in inputs])
         self._writer = writer
@@ -83,11 +110,11 @@ class Pipeline:
         self._loop = loop
         self._encoder = encoder or LineEncoder()
         self._observers: list[Observer] = []
-        self._queue: deque[tuple[list[Reading] | None, object | None, str, Input | None]] = deque()
+        self._queue: deque[Queued] = deque()
         # Messages held while the gateway's clock is not yet valid (see gateway.ingest.timekeeping).
-        self._held: deque[tuple[list[Reading], object | None, str, Input | None, int, int]] = (
-            deque()
-        )
+        self._held: deque[Held] = deque()
+        self._series = SeriesLimit(max_series)
+        metrics.read_at_scrape([SERIES_FAMILY], self._series_samples)
         self._valid_after = clock_valid_after
         self._unsynced = unsynced
         self._hold_max = hold_max
@@ -114,60 +141,62 @@ class Pipeline:
     def pending(self) -> int:
         return len(self._queue)
 
+    def _series_samples(self) -> list[Sample]:
+        return [(SERIES_FAMILY.name, (), float(len(self._series)))]
+
     # MQTT thread ----------------------------------------------------------------
 
     def on_message(self, topic: str, payload: bytes, token: object | None) -> None:
-        route = self._router.route(topic)
-        if route is None:
-            self._metrics.messages.labels("", "unmatched").inc()
-            self._refuse(
-                None,
-                topic,
-                payload,
-                token,
-                "no_input",
-                "topic matches no input template (an empty level?)",
-            )
-            return
-        spec, fields = route
-        if len(payload) > spec.max_payload:
-            self._refuse(
-                spec,
-                topic,
-                payload,
-                token,
-                "too_large",
-                f"{len(payload)} bytes > max_payload {spec.max_payload}",
-            )
-            return
-        self._trace_seq += 1
+        spec: Input | None = None
         received = time.time_ns()
+        try:
+            route = self._router.route(topic)
+            if route is None:
+                self._metrics.messages.labels("", "unmatched").inc()
+                raise InvalidReading(
+                    "no_input", "topic matches no input template (an empty level?)"
+                )
+            spec, fields = route
+            readings = self._decode(spec, topic, payload, fields, received)
+            held = received < self._valid_after and any(r.ts == received for r in readings)
+            if not held:  # a held message is checked once the clock is set and it is re-stamped
+                readings = self._check_time(spec, readings, received)
+        except InvalidReading as exc:
+            self._refuse(spec, topic, payload, token, exc.reason, str(exc))
+            return
+        except Exception as exc:  # a bug must cost one message, not the gateway
+            self._failed(spec, topic, payload, token, exc)
+            return
+        if held:
+            self._hold(readings, token, topic, spec, payload, received)
+        else:
+            self._enqueue(readings, token, topic, spec, payload)
+
+    def _decode(
+        self, spec: Input, topic: str, payload: bytes, fields: dict[str, str], received: int
+    ) -> list[Reading]:
+        """The message's readings; raises InvalidReading to refuse it whole."""
+        check_text("topic", topic)
+        if len(payload) > spec.max_payload:
+            raise InvalidReading(
+                "too_large", f"{len(payload)} bytes > max_payload {spec.max_payload}"
+            )
+        self._trace_seq += 1
         message = Message(
             topic, payload, fields, received, trace_id=f"{self._trace_prefix}{self._trace_seq:x}"
         )
-        try:
-            readings = spec.decoder.decode(message)
-        except DecodeError as exc:
-            self._refuse(spec, topic, payload, token, exc.reason, str(exc))
-            return
-        except Exception as exc:  # a decoder bug must not stop the gateway
-            log.exception("decoder %s failed on %s", spec.name, topic[:120])
-            self._refuse(spec, topic, payload, token, "decoder_error", type(exc).__name__)
-            return
-        if received < self._valid_after and any(r.ts == received for r in readings):
-            self._hold(readings, token, topic, spec, payload, received)
-            return
+        readings = spec.decoder.decode(message)
+        if len(readings) > spec.max_readings:
+            raise too_many_readings(spec.max_readings, len(readings))
+        return self._with_device_tags(readings) if self._device_tags else readings
+
+    def _check_time(self, spec: Input, readings: list[Reading], received: int) -> list[Reading]:
         checked, reason = spec.time_policy.check(readings, received)
         if reason is not None:
-            self._refuse(spec, topic, payload, token, reason, "reading time out of tolerance")
-            return
+            raise InvalidReading(reason, "reading time out of tolerance")
         if checked is not readings:
             self._metrics.time_corrections.labels(spec.time_policy.action).inc()
-        if self._device_tags:
-            checked = self._with_device_tags(checked)
-        self._decoded[spec.name].inc()
-        self._readings[spec.name].inc(len(checked))
-        self._enqueue(checked, token, topic, spec)
+        return checked
 
     def put(self, readings: list[Reading], source: str = "modbus") -> None:
         """Readings made by the gateway itself (a Modbus poll), stamped with its clock.
@@ -192,9 +221,9 @@ class Pipeline:
                 self._unsynced_drop.inc(len(readings))
                 return
             self._metrics.held.inc()
-            self._held.append((readings, None, topic, None, stamped, time.monotonic_ns()))
+            self._held.append((readings, None, topic, None, b"", stamped, time.monotonic_ns()))
             return
-        self._enqueue(readings, None, topic, None)
+        self._enqueue(readings, None, topic, None, b"")
 
     def _refuse(
         self,
@@ -209,7 +238,16 @@ class Pipeline:
         if spec is not None:
             self._rejected[spec.name].inc()
         self._deadletters.send(topic, payload, reason, detail)
-        self._enqueue(None, token, topic, None)
+        self._enqueue(None, token, topic, None, b"")
+
+    def _failed(
+        self, spec: Input | None, topic: str, payload: bytes, token: object | None, exc: Exception
+    ) -> None:
+        """Dead-letter a message whose handling raised ``exc`` (``internal_error``)."""
+        if spec is not None:
+            self._rejected[spec.name].inc()
+        self._deadletters.failed(topic, payload, exc)
+        self._enqueue(None, token, topic, None, b"")
 
     def _with_device_tags(self, readings: list[Reading]) -> list[Reading]:
         """Add the ``tags:`` of the device's ``devices:`` entry (the reading's own win)."""
@@ -241,7 +279,7 @@ class Pipeline:
             )
             return
         self._metrics.held.inc()
-        self._held.append((readings, token, topic, spec, received, time.monotonic_ns()))
+        self._held.append((readings, token, topic, spec, payload, received, time.monotonic_ns()))
 
     def release_held(self) -> int:
         """Once the clock is valid, re-stamp held messages with their true arrival time."""
@@ -252,20 +290,25 @@ class Pipeline:
             return 0
         released = 0
         while self._held:
-            readings, token, topic, spec, wrong, arrived_mono = self._held.popleft()
+            readings, token, topic, spec, payload, wrong, arrived_mono = self._held.popleft()
             right = now - (mono - arrived_mono)
-            self._enqueue(restamp(readings, wrong, right), token, topic, spec)
+            self._enqueue(restamp(readings, wrong, right), token, topic, spec, payload)
             released += 1
         log.info("the clock is set: %d held messages re-stamped with their arrival time", released)
         return released
 
     def _enqueue(
-        self, readings: list[Reading] | None, token: object | None, topic: str, spec: Input | None
+        self,
+        readings: list[Reading] | None,
+        token: object | None,
+        topic: str,
+        spec: Input | None,
+        payload: bytes,
     ) -> None:
         if token is None and len(self._queue) >= self._max_pending:
             self._queue_full.inc(len(readings) if readings else 1)
             return
-        self._queue.append((readings, token, topic, spec))
+        self._queue.append((readings, token, topic, spec, payload))
         if not self._scheduled:
             self._scheduled = True
             try:
@@ -282,38 +325,28 @@ class Pipeline:
 
     def drain(self) -> None:
         """Process queued messages in order (on the event loop)."""
-        queue, writer, encoder, observers = (
-            self._queue,
-            self._writer,
-            self._encoder,
-            self._observers,
-        )
+        queue, writer = self._queue, self._writer
         done = 0
         while True:
             while queue and done < self._max_batch:
-                readings, token, topic, spec = queue.popleft()
+                readings, token, topic, spec, payload = queue.popleft()
                 done += 1
-                if not readings:
+                if not readings or spec is None:
                     writer.add(None, token, topic)
                     continue
-                last = len(readings) - 1
-                deadband = spec.deadband if spec is not None else None
-                for i, reading in enumerate(readings):
-                    for observer in observers:
-                        try:
-                            observer(reading)
-                        except Exception:
-                            log.exception("reading observer failed")
-                    if deadband is not None and not deadband.keep(reading):
-                        self._skipped.inc()
-                        writer.add(None, token if i == last else None, topic)
-                        continue
-                    try:
-                        line = encoder.encode(reading)
-                    except Unwritable as exc:
-                        self._deadletters.send(topic, repr(reading).encode(), exc.reason, str(exc))
-                        line = None
-                    writer.add(line, token if i == last else None, topic)
+                try:
+                    lines = self._lines(readings, spec)
+                except (InvalidReading, Unwritable) as exc:
+                    self._rejected[spec.name].inc()
+                    self._deadletters.send(topic, payload, exc.reason, str(exc))
+                    writer.add(None, token, topic)
+                    continue
+                except Exception as exc:  # a bug must cost one message, not the gateway
+                    self._rejected[spec.name].inc()
+                    self._deadletters.failed(topic, payload, exc)
+                    writer.add(None, token, topic)
+                    continue
+                self._store(readings, lines, token, topic, spec)
             if done >= self._max_batch and queue:
                 # Let the writer and other tasks run before the next slice.
                 self._loop.call_soon(self.drain)
@@ -322,3 +355,44 @@ class Pipeline:
             if not queue:
                 return
             self._scheduled = True
+
+    def _lines(self, readings: list[Reading], spec: Input) -> list[str | None]:
+        """Every reading's line (None: skipped by the deadband), or a refusal of them all."""
+        encode = self._encoder.encode
+        lines: list[str | None] = []
+        for reading in readings:
+            line = encode(reading)
+            if not line.isascii():
+                check_text("reading", line)  # a lone surrogate cannot be sent as UTF-8
+            lines.append(line)
+        self._series.admit(readings)
+        deadband = spec.deadband
+        if deadband is not None:
+            for i, reading in enumerate(readings):
+                if not deadband.keep(reading):
+                    lines[i] = None
+        return lines
+
+    def _store(
+        self,
+        readings: list[Reading],
+        lines: list[str | None],
+        token: object | None,
+        topic: str,
+        spec: Input,
+    ) -> None:
+        """Hand an accepted message to the observers and, with its token last, to the writer."""
+        self._decoded[spec.name].inc()
+        self._readings[spec.name].inc(len(readings))
+        writer, observers = self._writer, self._observers
+        last = len(readings) - 1
+        for i, reading in enumerate(readings):
+            for observer in observers:
+                try:
+                    observer(reading)
+                except Exception:
+                    log.exception("reading observer failed")
+            line = lines[i]
+            if line is None:
+                self._skipped.inc()
+            writer.add(line, token if i == last else None, topic)

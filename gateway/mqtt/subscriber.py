@@ -196,7 +196,21 @@ class MqttSource:
         if qos:
             token = (self._generation, message.mid, qos)
             self._received += 1
-        self._deliver(message.topic, message.payload, token)
+        self._deliver(topic_of(message), message.payload, token)
+
+
+def topic_of(message: mqtt.MQTTMessage) -> str:
+    """The message's topic; bytes that are not UTF-8 become lone surrogates.
+
+    Mosquitto refuses such topics, but a broker that does not check would make paho's
+    ``message.topic`` raise on the network thread, which would stop receiving. The
+    surrogates make the pipeline refuse the message instead (``invalid_text``).
+    """
+    try:
+        return message.topic
+    except UnicodeDecodeError:
+        raw: bytes = message._topic  # paho keeps the topic as received; .topic decodes it
+        return raw.decode("utf-8", "surrogateescape")
 
 
 def _ignore(topic: str, payload: bytes, token: Token | None) -> None:

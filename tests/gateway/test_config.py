@@ -121,6 +121,31 @@ inputs:
     )
 
 
+def test_device_ids_in_the_config_follow_the_one_rule_with_their_lines(tmp_path):
+    path = write(
+        tmp_path,
+        """\
+inputs:
+  - topic: "site/+"
+    format: json
+    device: "fan-1/set"
+devices:
+  "gh\\nx": {}
+  gh-1: {}
+serial:
+  - port: /dev/ttyUSB0
+    device: "+"
+""",
+    )
+    assert errors_of(path) == [
+        f"{path}:4:13: inputs.0.device: device id 'fan-1/set' contains '/' and cannot be "
+        "part of a topic",
+        f"{path}:6:12: devices.gh\\nx: device id 'gh\\nx' contains a control character",
+        f"{path}:10:13: serial.0.device: device id '+' contains '+' and cannot be part of a "
+        "topic",
+    ]
+
+
 def test_yaml_syntax_error_and_duplicate_key_have_lines(tmp_path):
     assert errors_of(write(tmp_path, "mqtt:\n  host: a\n  host: b\n")) == [
         f"{tmp_path / 'outpost.yaml'}:3:3: duplicate key 'host' (first at line 2)"

@@ -59,3 +59,38 @@ def test_dead_letters_are_counted_by_reason() -> None:
     assert (
         metrics.registry.get_sample_value("outpost_deadletters_total", {"reason": "bad_json"}) == 2
     )
+
+
+def test_a_lone_surrogate_in_the_topic_or_detail_is_sent_as_its_json_escape() -> None:
+    letters: list[bytes] = []
+    DeadLetters(lambda topic, body: letters.append(body), Metrics()).send(
+        "sensors/\udcff", b"{}", "invalid_text", "device id 'gh-\ud800'"
+    )
+    [body] = letters
+    body.decode("utf-8")  # valid UTF-8 on the wire
+    event = json.loads(body)
+    assert event["topic"] == "sensors/\udcff" and event["detail"] == "device id 'gh-\ud800'"
+
+
+def test_an_unexpected_exception_is_dead_lettered_and_its_traceback_logged_once(caplog) -> None:
+    metrics = Metrics()
+    letters: list[dict] = []
+    dead = DeadLetters(lambda topic, body: letters.append(json.loads(body)), metrics)
+
+    def bug(key: str) -> None:
+        {}[key]
+
+    for key in ("a", "b\nforged"):
+        try:
+            bug(key)
+        except KeyError as exc:
+            dead.failed("sensors/gh-1", b"x", exc)
+    assert [(d["reason"], d["detail"]) for d in letters] == [
+        ("internal_error", "KeyError: 'a'"),
+        ("internal_error", "KeyError: 'b\\nforged'"),
+    ]
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1  # the same line of code: once
+    assert metrics.registry.get_sample_value(
+        "outpost_deadletters_total", {"reason": "internal_error"}
+    ) == 2

@@ -145,6 +145,7 @@ def test_line_protocol_fields_become_metrics():
         b'climate,device=gh-1,zone=north temperature=21.5,n=3i,on=t,s="x y" 17\n'
         b"power value=5\n",
         fields={"device": "meter"},
+        device_from_payload=True,
     )
     got = [(r.device, r.metric, r.value, r.ts, dict(r.tags)) for r in readings]
     assert got == [
@@ -156,6 +157,26 @@ def test_line_protocol_fields_become_metrics():
     ]
 
 
+def test_a_payload_naming_another_device_than_the_topic_is_refused_unless_allowed():
+    line = b"climate,device=gh-2 temperature=21.5\n"
+    same = decode("influx", b"climate,device=gh-1 temperature=1", fields={"device": "gh-1"})
+    assert [r.device for r in same] == ["gh-1"]
+    with pytest.raises(DecodeError) as info:
+        decode("influx", b"a value=1\n" + line, fields={"device": "gh-1"})
+    assert info.value.reason == "device_mismatch"
+    with pytest.raises(DecodeError) as info:
+        decode("json", b'{"id": "gh-2", "t": 1}', fields={"device": "gh-1"}, device_field="id")
+    assert info.value.reason == "device_mismatch"
+    allowed = decode("json", b'{"id": "gh-2", "t": 1}', fields={"device": "gh-1"},
+                     device_field="id", device_from_payload=True)
+    assert [r.device for r in allowed] == ["gh-2"]
+    # Without {device} in the topic the payload names it, held to the same id rules.
+    assert [r.device for r in decode("influx", line, fields={"metric": "m"})] == ["gh-2"]
+    with pytest.raises(DecodeError) as info:
+        decode("influx", b"climate,device=fan-1/set value=1", fields={"metric": "m"})
+    assert info.value.reason == "bad_device"
+
+
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
@@ -165,6 +186,7 @@ def test_line_protocol_fields_become_metrics():
         (b"m v=1 soon", "bad_timestamp"),
         (b"m v=nan", "non_finite"),
         (b"m v=abc", "bad_line_protocol"),
+        (b"m a\x1bb=1", "bad_metric"),  # a field name is part of the metric
     ],
 )
 def test_line_protocol_refusals(payload, reason):

@@ -3,6 +3,8 @@ payload format and every device convention (``devices.model.check_device_id``)."
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import devices.conventions as conventions
@@ -62,8 +64,32 @@ def test_the_longest_accepted_id_can_be_commanded() -> None:
     assert command.topic == f"devices/{LONGEST}/set"
 
 
-@pytest.mark.parametrize("device", ["", "fan-1/set", "+", "a#", "tab\tbed", "del\x7f"])
+@pytest.mark.parametrize(
+    "device",
+    ["", "fan-1/set", "+", "a#", "tab\tbed", "del\x7f", "nel\x85", "line\u2028sep",
+     "rtl\u202eoverride", "iso\u2066late"],
+)  # fmt: skip
 def test_the_policy_refuses_what_the_decoders_refuse(device: str) -> None:
     with pytest.raises(Refused) as caught:
         _policy(device).check(device, {"speed": 1})
     assert caught.value.reason == "bad_device"
+
+
+@pytest.mark.parametrize(
+    ("device", "reason"),
+    [("gh\n1", "bad_device"), ("gh\x1b[2J", "bad_device"), ("gh\u2028", "bad_device"),
+     ("gh\u202e1-hg", "bad_device"), ("gh-\udfff", "invalid_text")],
+)  # fmt: skip
+def test_an_id_from_a_payload_is_held_to_the_same_rule(device: str, reason: str) -> None:
+    decoder = catalog.get("json")({"device_field": "id"})
+    payload = json.dumps({"id": device, "t": 1}).encode()
+    with pytest.raises(DecodeError) as caught:
+        decoder.decode(Message("ingest/json", payload, {}, NOW))
+    assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize("device", ["gh-1", "Gewächshaus 2", "温室", "a.b:c_d", "..", "🌡"])
+def test_ids_people_use_are_accepted(device: str) -> None:
+    decoder = catalog.get("json")({"device_field": "id"})
+    payload = json.dumps({"id": device, "t": 1}).encode()
+    assert decoder.decode(Message("ingest/json", payload, {}, NOW))[0].device == device

@@ -19,7 +19,7 @@ class MemorySink:
     def __init__(self) -> None:
         self.written: list[list[str]] = []
         self.refuse: set[str] = set()
-        self.failures: list[WriteError] = []
+        self.failures: list[Exception] = []
         self.calls = 0
 
     async def open(self) -> None: ...
@@ -119,6 +119,29 @@ async def test_server_errors_keep_the_batch_and_retry_honouring_retry_after():
         if s.name.endswith("_total")
     }
     assert samples == {"throttled": 1.0, "connection": 1.0}
+
+
+async def test_an_exception_the_sink_was_not_meant_to_raise_is_a_failed_write_retried():
+    # As a login page answering 200 where JSON was expected makes the 1.x sink raise.
+    sink = MemorySink()
+    sink.failures = [ValueError("Expecting value: line 1 column 1"), ValueError("again")]
+    writer, _, acked, metrics = make(sink)
+    writer.add("m value=1 1", "a", "t")
+    await run_until(writer, lambda: acked == ["a"], timeout=10)
+    assert sink.written == [["m value=1 1"]]
+    assert metrics.influx_errors.labels("internal")._value.get() == 2
+
+
+async def test_a_line_utf8_cannot_carry_is_dead_lettered_before_it_reaches_a_batch():
+    sink = MemorySink()
+    writer, letters, acked, metrics = make(sink)
+    writer.add("m value=1 1", "a", "t")
+    writer.add('m text="\ud800" 2', "b", "sensors/x")
+    writer.add("m value=3 3", "c", "t")
+    await run_until(writer, lambda: acked == ["a", "b", "c"])
+    assert sink.written == [["m value=1 1", "m value=3 3"]]
+    assert b'"reason": "invalid_text"' in letters[0][1] and b"sensors/x" in letters[0][1]
+    assert metrics.deadletters.labels("invalid_text")._value.get() == 1
 
 
 async def test_full_buffer_drops_oldest_qos0_but_never_qos1():

@@ -327,8 +327,8 @@ BAD_INPUTS: list[tuple[str, bytes, str | None]] = [
     ("sensors/bad-1", b"\xff\xfe\x00garbage", "bad_utf8"),
     ("sensors/bad-1/temperature", b"\xc3\x28", "bad_utf8"),
     ("sensors/bad-1", DEEP, "too_deep"),
-    ("tele/bad-1/SENSOR", DEEP, "bad_json"),
-    ("zigbee2mqtt/bad-1", DEEP, "bad_json"),
+    ("tele/bad-1/SENSOR", DEEP, "too_deep"),  # conventions read JSON as the formats do
+    ("zigbee2mqtt/bad-1", DEEP, "too_deep"),
     ("sensors/bad-1", b'{"n": ' + HUGE_INT + b"}", "bad_json"),
     ("sensors/bad-1/temperature", HUGE_INT, "non_finite"),
     ("zigbee2mqtt/bad-1", b'{"temperature": ' + HUGE_INT + b"}", "bad_json"),
@@ -337,12 +337,15 @@ BAD_INPUTS: list[tuple[str, bytes, str | None]] = [
     ("sensors/bad-1/temperature", b"-1e999", "non_finite"),
     ("sensors/bad-1", b'{"t": NaN}', "non_finite"),
     ("sensors/bad-1", b'{"t": 1e999}', "non_finite"),
-    ("tele/bad-1/SENSOR", b'{"AM2301": {"Temperature": Infinity}}', "bad_json"),
+    ("tele/bad-1/SENSOR", b'{"AM2301": {"Temperature": Infinity}}', "non_finite"),
     ("ingest/json", b'{"id": "a+b", "t": 1}', "bad_device"),
     ("ingest/json", b'{"id": "a#b", "t": 1}', "bad_device"),
     ("ingest/json", b'{"id": "a/b", "t": 1}', "bad_device"),
     ("ingest/json", b'{"id": "a\\u0000b", "t": 1}', "bad_device"),
     ("sensors//temperature", b"20", "no_input"),  # an empty device level
+    ("sensors/bad-1", b'{"t": "\\ud800"}', "invalid_text"),  # a lone surrogate
+    ("zigbee2mqtt/bad-1", b'{"\\udfff": 1}', "invalid_text"),
+    ("sensors/bad-1", b'{"a": [' + b"0," * 300 + b"0]}", "too_many_readings"),
     # A $ is harmless inside a device id (only a topic's first level is special): stored.
     ("ingest/json", b'{"id": "$dollar-1", "t": 1}', None),
     ("zigbee2mqtt/$dollar-2", b'{"temperature": 20.5}', None),
