@@ -92,7 +92,7 @@ def test_a_message_with_one_unwritable_reading_is_refused_whole(
         letters = rig.deadletters(2)
         rig.wait_stored(1, "after")
     assert [(d["topic"], d["payload"], d["reason"]) for d in letters] == [
-        (topic, payload, "unwritable") for topic, payload in bad
+        (topic, payload, "unstorable_name") for topic, payload in bad
     ]
     assert [r["tags"]["device"] for r in rig.stored("temperature")] == ["gh-3"]
     assert {r["measurement"] for r in rig.stored()} == {"temperature", "after"}
