@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gateway.actions.sentences import alert_sentence
 from gateway.influx.lineproto import LineEncoder, Unwritable
 from gateway.journal import Journal
 from gateway.metrics import Metrics
@@ -183,7 +184,7 @@ class AlertBus:
         if notify:
             self._notify(event)
         level = logging.WARNING if status == "firing" else logging.INFO
-        log.log(level, "alert %s %s for %s: %s", rule, status.upper(), device, event.get("message"))
+        log.log(level, "%s", alert_sentence(event))
 
 
 def _json(event: Mapping[str, Any]) -> bytes:
