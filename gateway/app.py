@@ -21,22 +21,26 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from gateway import wiring
+from gateway import preflight, wiring
 from gateway.config import LoadedConfig
 from gateway.journal import Journal
 from gateway.metrics import Metrics
 from gateway.statedir import StateDir
+from rules import SourceError
 
 log = logging.getLogger("outpost")
 
 
 class Gateway:
     def __init__(self, loaded: LoadedConfig) -> None:
+        """Check everything ``outpost config check`` checks, and that the HTTP address is
+        free; a SourceError lists every problem before anything connects."""
+        preflight.check(loaded)
+        preflight.check_listen(loaded)
         self.loaded = loaded
         self.metrics = Metrics()
         self.ready = asyncio.Event()
         self._parts: wiring.Components | None = None
-        wiring.check_rules(loaded.config)
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.loaded.config
@@ -77,7 +81,10 @@ class Gateway:
             background = {writer_task, *_tasks(**work)}
             stack.push_async_callback(_stop_background, background_stop, background - {writer_task})
 
-            await parts.http.start()
+            try:
+                await parts.http.start()
+            except OSError as exc:  # taken since check_listen: one line, not a traceback
+                raise SourceError([preflight.listen_problem(self.loaded, exc)]) from None
             stack.push_async_callback(parts.http.stop)
 
             # Everything built so far lives as long as the gateway: keep the garbage
