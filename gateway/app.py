@@ -33,10 +33,9 @@ log = logging.getLogger("outpost")
 
 class Gateway:
     def __init__(self, loaded: LoadedConfig) -> None:
-        """Check everything ``outpost config check`` checks, and that the HTTP address is
-        free; a SourceError lists every problem before anything connects."""
+        """Check everything ``outpost config check`` checks (the HTTP port free, too); a
+        SourceError lists every problem before anything connects."""
         preflight.check(loaded)
-        preflight.check_listen(loaded)
         self.loaded = loaded
         self.metrics = Metrics()
         self.ready = asyncio.Event()
@@ -83,7 +82,7 @@ class Gateway:
 
             try:
                 await parts.http.start()
-            except OSError as exc:  # taken since check_listen: one line, not a traceback
+            except OSError as exc:  # taken since the preflight: one line, not a traceback
                 raise SourceError([preflight.listen_problem(self.loaded, exc)]) from None
             stack.push_async_callback(parts.http.stop)
 

@@ -18,9 +18,11 @@ round as ``file:line:col: message``:
   that belong together (read as the MQTT clients read them);
 - ``state_dir`` is not world-writable (:func:`gateway.statedir.world_writable`).
 
-Nothing here connects anywhere or writes a file. :func:`check_listen` (the HTTP
-address can be bound) runs at ``outpost run`` only: ``config check`` is usually
-run beside the very gateway that holds the port.
+- ``http.listen`` can be listened on: it is bound for a moment and let go. A port
+  in use fails the start; for ``config check`` (``starting=False``), usually run
+  beside the very gateway that holds the port, it is a warning.
+
+Nothing here connects anywhere or writes a file.
 """
 
 from __future__ import annotations
@@ -50,23 +52,37 @@ _GLOB = re.compile(r"[*?[]")
 
 @dataclass(frozen=True)
 class Checked:
-    """A config that passed every check, with the rules it loaded."""
+    """A config that passed every check, with the rules it loaded and what to warn about."""
 
     loaded: LoadedConfig
     ruleset: RuleSet
     rule_files: list[Path]
+    warnings: list[Problem]
 
 
-def check(loaded: LoadedConfig) -> Checked:
+def check(loaded: LoadedConfig, *, starting: bool = True) -> Checked:
     """Every check of the module doc; raises SourceError listing every problem."""
     problems: list[Problem] = []
     ruleset, files = _rules(loaded, problems)
     problems += CommandPolicy(loaded.config.devices).rule_problems(ruleset)
     for found in (_urls, _inputs, _devices, _serial, _tls, _state_dir):
         problems.extend(found(loaded))
+    warnings = []
+    busy = listen_error(loaded)
+    if busy is not None and busy.errno == errno.EADDRINUSE and not starting:
+        listen = loaded.config.http.listen
+        warnings.append(
+            Problem(
+                loaded.mark("http", "listen"),
+                f"http.listen {listen} is in use now (by this config's gateway?); "
+                "the gateway will not start while it is",
+            )
+        )
+    elif busy is not None:
+        problems.append(listen_problem(loaded, busy))
     if problems:
         raise SourceError(problems)
-    return Checked(loaded, ruleset, files)
+    return Checked(loaded, ruleset, files, warnings)
 
 
 def _rules(loaded: LoadedConfig, problems: list[Problem]) -> tuple[RuleSet, list[Path]]:
@@ -218,8 +234,8 @@ def listen_problem(loaded: LoadedConfig, exc: OSError) -> Problem:
     return Problem(loaded.mark("http", "listen"), f"http.listen {listen} {why}")
 
 
-def check_listen(loaded: LoadedConfig) -> None:
-    """Bind ``http.listen`` as the HTTP server will, and let go; SourceError if it cannot."""
+def listen_error(loaded: LoadedConfig) -> OSError | None:
+    """Bind ``http.listen`` as the HTTP server will, and let go: the error, or None."""
     host, _, port = loaded.config.http.listen.rpartition(":")
     try:
         for family, kind, proto, _, address in socket.getaddrinfo(
@@ -232,4 +248,5 @@ def check_listen(loaded: LoadedConfig) -> None:
                     probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 probe.bind(address)
     except OSError as exc:
-        raise SourceError([listen_problem(loaded, exc)]) from None
+        return exc
+    return None

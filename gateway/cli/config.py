@@ -4,7 +4,8 @@ The checks are :func:`gateway.preflight.check`, the very function the gateway
 runs at start, so a config this passes is one the gateway starts with. Every
 problem is printed in one round as ``file:line:col: message`` (exit 1). Nothing
 connects anywhere; whether ``http.listen`` is free is said as a warning, since
-the gateway the config is for usually holds it.
+the gateway the config is for usually holds it; an address that cannot be listened on
+for another reason (not this machine's, a name that does not resolve) is an error.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from gateway.cli.common import (
     problem_line,
     report,
 )
-from gateway.config import LoadedConfig, find_config, load_config, security
+from gateway.config import find_config, load_config, security
 from rules.yamlsrc import Problem, SourceError
 
 
@@ -40,10 +41,13 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 def _cmd_check(args: argparse.Namespace) -> int:
     try:
         loaded = load_config(args.config)
-        checked = preflight.check(loaded)
+        checked = preflight.check(loaded, starting=False)
     except SourceError as exc:
         return _failed(args, exc.problems)
-    warnings = [*security.startup_warnings(loaded), *_listen_warning(loaded)]
+    warnings = [
+        *security.startup_warnings(loaded),
+        *(problem_line(p) for p in checked.warnings),
+    ]
     summary = _summary(checked)
     if args.json:
         print_json({"ok": True, "errors": [], "warnings": warnings, **summary})
@@ -67,16 +71,6 @@ def _failed(args: argparse.Namespace, problems: list[Problem]) -> int:
         return 1
     report(problems)
     return 1
-
-
-def _listen_warning(loaded: LoadedConfig) -> list[str]:
-    try:
-        preflight.check_listen(loaded)
-    except SourceError as exc:
-        return [
-            f"{problem_line(p)} now; the gateway will not start while it is" for p in exc.problems
-        ]
-    return []
 
 
 def _summary(checked: preflight.Checked) -> dict[str, Any]:

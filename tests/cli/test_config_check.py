@@ -110,11 +110,13 @@ def test_config_check_finds_the_five_lies_in_one_round_and_run_refuses_them(
         gateway.wait_log("connected to")
 
 
-def test_config_check_reads_every_file_the_gateway_would(
+def test_config_check_reads_every_file_and_address_the_gateway_would(
     tmp_path, mosquitto, influxdb, influx_db
 ) -> None:
     (tmp_path / "hook.url").write_text("ftp://hooks.example/alert\n")
     (tmp_path / "hook.url").chmod(0o600)
+    (tmp_path / "api.token").write_text("t" * 32)
+    (tmp_path / "api.token").chmod(0o600)
     config = tmp_path / "outpost.yaml"
     config.write_text(
         f"""\
@@ -130,6 +132,7 @@ devices:
   fan-1: {{convention: zigbee3mqtt}}
 notify:
   pager: {{webhook_file: hook.url}}
+http: {{listen: "192.0.2.1:8080", token_file: api.token}}
 state_dir: ./var
 """
     )
@@ -141,12 +144,15 @@ state_dir: ./var
         ("outpost.yaml", 8),
         ("outpost.yaml", 10),
         ("outpost.yaml", 12),
+        ("outpost.yaml", 13),
     ], check.stderr
-    ca, profile, convention, webhook = (message for _, _, message in found)
+    ca, profile, convention, webhook, listen = (message for _, _, message in found)
     assert "mqtt.tls.ca: cannot read" in ca and "No such file or directory" in ca
     assert "unknown sensor profile" in profile and "bme280" in profile
     assert "unknown device convention" in convention and "zigbee2mqtt" in convention
     assert "notify.pager.webhook" in webhook and "http://" in webhook
+    assert listen == "http.listen 192.0.2.1:8080 is not an address of this machine " \
+        "(192.0.2.1; change http.listen)"
     assert "hooks.example" not in check.stderr  # a webhook URL is a secret
     run = outpost("run", "-c", str(config), cwd=tmp_path)
     assert run.returncode == 2 and lines(run.stderr) == lines(check.stderr), run.stderr
