@@ -276,7 +276,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO =
         progress.clear()
         print(f"{args.input}: {exc}", file=err)
         return 1
-    progress.finish(fed, f", {len(events)} alert events")
+    progress.finish(fed, f", {len(events):,} alert events")
     counters = engine.counters()
     if not args.json:
         print(

@@ -49,7 +49,7 @@ def test_replay_on_a_terminal_shows_count_rate_and_time(tmp_path) -> None:
         ), line
     events = len(lines(out))
     assert re.fullmatch(
-        rf"replayed 300,000 readings, {events} alert events in [\d.]+ s \([\d,.]+/s\)",
+        rf"replayed 300,000 readings, {events:,} alert events in [\d.]+ s \([\d,.]+/s\)",
         screen[-1],
     ), screen[-1]
 
