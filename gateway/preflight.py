@@ -42,6 +42,7 @@ from devices.profiles import get_profile
 from gateway.actions.policy import CommandPolicy
 from gateway.actions.rules_runtime import load_rule_files
 from gateway.config import LoadedConfig
+from gateway.config.addresses import split_listen
 from gateway.config.security import redact_url
 from gateway.serial.settings import mqtt_from_gateway
 from gateway.statedir import world_writable
@@ -220,7 +221,7 @@ def _text(exc: Exception) -> str:
 def listen_problem(loaded: LoadedConfig, exc: OSError) -> Problem:
     """Why ``http.listen`` could not be bound, and what to change, at its line."""
     listen = loaded.config.http.listen
-    host, _, port = listen.rpartition(":")
+    host, port = split_listen(listen)
     if exc.errno == errno.EADDRINUSE:
         why = "is already in use (another outpost? change http.listen)"
     elif exc.errno == errno.EADDRNOTAVAIL:
@@ -236,12 +237,11 @@ def listen_problem(loaded: LoadedConfig, exc: OSError) -> Problem:
 
 def listen_error(loaded: LoadedConfig) -> OSError | None:
     """Bind ``http.listen`` as the HTTP server will, and let go: the error, or None."""
-    host, _, port = loaded.config.http.listen.rpartition(":")
+    host, port = split_listen(loaded.config.http.listen)
     try:
         for family, kind, proto, _, address in socket.getaddrinfo(
-            host.strip("[]") or "127.0.0.1", int(port), type=socket.SOCK_STREAM,
-            flags=socket.AI_PASSIVE,
-        ):  # fmt: skip
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
             with socket.socket(family, kind, proto) as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if family == socket.AF_INET6:
