@@ -33,9 +33,12 @@ log = logging.getLogger("outpost")
 
 class Gateway:
     def __init__(self, loaded: LoadedConfig) -> None:
-        """Check everything ``outpost config check`` checks (the HTTP port free, too); a
-        SourceError lists every problem before anything connects."""
-        preflight.check(loaded)
+        """Check everything ``outpost config check`` checks, and that no other process
+        holds the state directory or the HTTP port; a SourceError lists every problem
+        before anything connects."""
+        checked = preflight.check(loaded)
+        if checked.in_use:
+            raise SourceError(checked.in_use)
         self.loaded = loaded
         self.metrics = Metrics()
         self.ready = asyncio.Event()
@@ -82,7 +85,7 @@ class Gateway:
 
             try:
                 await parts.http.start()
-            except OSError as exc:  # taken since the preflight: one line, not a traceback
+            except OSError as exc:  # taken since the check: one line, not a traceback
                 raise SourceError([preflight.listen_problem(self.loaded, exc)]) from None
             stack.push_async_callback(parts.http.stop)
 

@@ -18,9 +18,12 @@ round as ``file:line:col: message``:
   that belong together (read as the MQTT clients read them);
 - ``state_dir`` is not world-writable (:func:`gateway.statedir.world_writable`).
 
-- ``http.listen`` can be listened on: it is bound for a moment and let go. A port
-  in use fails the start; for ``config check`` (``starting=False``), usually run
-  beside the very gateway that holds the port, it is a warning.
+- ``http.listen`` can be listened on (bound for a moment and let go): an address
+  that is not this machine's, or a name that does not resolve, is a problem.
+
+What another process holds now — ``state_dir`` (another gateway's lock) or the
+HTTP port — is listed apart, in :attr:`Checked.in_use`: the start refuses it, and
+``config check``, usually run beside the very gateway that holds them, warns.
 
 Nothing here connects anywhere or writes a file.
 """
@@ -45,7 +48,7 @@ from gateway.config import LoadedConfig
 from gateway.config.addresses import split_listen
 from gateway.config.security import redact_url
 from gateway.serial.settings import mqtt_from_gateway
-from gateway.statedir import world_writable
+from gateway.statedir import held_by, holder, world_writable
 from rules import Problem, RuleSet, SourceError
 
 _GLOB = re.compile(r"[*?[]")
@@ -53,37 +56,35 @@ _GLOB = re.compile(r"[*?[]")
 
 @dataclass(frozen=True)
 class Checked:
-    """A config that passed every check, with the rules it loaded and what to warn about."""
+    """A config that passed every check, with the rules it loaded and what another
+    process holds now (``state_dir``, the HTTP port)."""
 
     loaded: LoadedConfig
     ruleset: RuleSet
     rule_files: list[Path]
-    warnings: list[Problem]
+    in_use: list[Problem]
 
 
-def check(loaded: LoadedConfig, *, starting: bool = True) -> Checked:
+def check(loaded: LoadedConfig) -> Checked:
     """Every check of the module doc; raises SourceError listing every problem."""
     problems: list[Problem] = []
     ruleset, files = _rules(loaded, problems)
     problems += CommandPolicy(loaded.config.devices).rule_problems(ruleset)
     for found in (_urls, _inputs, _devices, _serial, _tls, _state_dir):
         problems.extend(found(loaded))
-    warnings = []
+    in_use = []
+    held = holder(loaded.config.state_dir)
     busy = listen_error(loaded)
-    if busy is not None and busy.errno == errno.EADDRINUSE and not starting:
-        listen = loaded.config.http.listen
-        warnings.append(
-            Problem(
-                loaded.mark("http", "listen"),
-                f"http.listen {listen} is in use now (by this config's gateway?); "
-                "the gateway will not start while it is",
-            )
-        )
-    elif busy is not None:
+    if held is not None:  # the gateway that holds it most likely holds the port too
+        state_dir = Path(loaded.config.state_dir).resolve()
+        in_use.append(Problem(loaded.mark("state_dir"), held_by(state_dir, held)))
+    elif busy is not None and busy.errno == errno.EADDRINUSE:
+        in_use.append(listen_problem(loaded, busy))
+    if busy is not None and busy.errno != errno.EADDRINUSE:
         problems.append(listen_problem(loaded, busy))
     if problems:
         raise SourceError(problems)
-    return Checked(loaded, ruleset, files, warnings)
+    return Checked(loaded, ruleset, files, in_use)
 
 
 def _rules(loaded: LoadedConfig, problems: list[Problem]) -> tuple[RuleSet, list[Path]]:

@@ -51,7 +51,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level or loaded.config.log_level, loaded.config.log_format)
     security.install_log_redaction(loaded.config)
     try:
-        gateway = Gateway(loaded)  # every check of `outpost config check`, and the HTTP port
+        gateway = Gateway(loaded)  # every check of `outpost config check`
     except SourceError as exc:
         report(exc.problems)
         return 2

@@ -41,12 +41,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 def _cmd_check(args: argparse.Namespace) -> int:
     try:
         loaded = load_config(args.config)
-        checked = preflight.check(loaded, starting=False)
+        checked = preflight.check(loaded)
     except SourceError as exc:
         return _failed(args, exc.problems)
     warnings = [
         *security.startup_warnings(loaded),
-        *(problem_line(p) for p in checked.warnings),
+        *(f"{problem_line(p)} (now; fine if it is this config's gateway)" for p in checked.in_use),
     ]
     summary = _summary(checked)
     if args.json:

@@ -66,7 +66,7 @@ async def test_a_port_taken_after_the_check_is_the_same_one_line(
 
 def _missing_config(tmp: Path, *_: object) -> tuple[list[str], list[str]]:
     return ["run", "-c", "nope.yaml"], [
-        r"nope\.yaml:1:1: cannot read config: No such file or directory "
+        r"nope\.yaml:1:1: cannot read: No such file or directory "
         r"\(`.+ init -c nope\.yaml` writes a starter one\)"
     ]
 
