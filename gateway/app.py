@@ -21,22 +21,28 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from gateway import wiring
+from gateway import preflight, wiring
 from gateway.config import LoadedConfig
 from gateway.journal import Journal
 from gateway.metrics import Metrics
 from gateway.statedir import StateDir
+from rules import SourceError
 
 log = logging.getLogger("outpost")
 
 
 class Gateway:
     def __init__(self, loaded: LoadedConfig) -> None:
+        """Check everything ``outpost config check`` checks, and that no other process
+        holds the state directory or the HTTP port; a SourceError lists every problem
+        before anything connects."""
+        checked = preflight.check(loaded)
+        if checked.in_use:
+            raise SourceError(checked.in_use)
         self.loaded = loaded
         self.metrics = Metrics()
         self.ready = asyncio.Event()
         self._parts: wiring.Components | None = None
-        wiring.check_rules(loaded.config)
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.loaded.config
@@ -78,7 +84,10 @@ class Gateway:
             background = {writer_task, *_tasks(**work)}
             stack.push_async_callback(_stop_background, background_stop, background - {writer_task})
 
-            await parts.http.start()
+            try:
+                await parts.http.start()
+            except OSError as exc:  # taken since the check: one line, not a traceback
+                raise SourceError([preflight.listen_problem(self.loaded, exc)]) from None
             stack.push_async_callback(parts.http.stop)
 
             # Everything built so far lives as long as the gateway: keep the garbage

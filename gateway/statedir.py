@@ -96,14 +96,39 @@ def _lock(path: Path) -> int:
         holder = _read_pid(fd)
         os.close(fd)
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise StateDirError(
-                f"another outpost (pid {holder or 'unknown'}) uses {path}: stop it, or give "
-                f"this one a state_dir of its own (and a client_id of its own)"
-            ) from None
+            raise StateDirError(held_by(path, holder or "unknown")) from None
         raise StateDirError(f"cannot lock {lock}: {exc.strerror}") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def held_by(path: Path, pid: str) -> str:
+    return (
+        f"another outpost (pid {pid}) uses {path}: stop it, or give this one a state_dir of "
+        f"its own (and a client_id of its own)"
+    )
+
+
+def holder(state_dir: str | Path) -> str | None:
+    """The pid of the gateway that holds ``state_dir`` now ("unknown" when it did not
+    write it), or None. Only looks: creates nothing, and holds a shared lock for the
+    instant it takes to ask (a gateway claiming the directory in that instant is told
+    it is in use, and exits 2)."""
+    path = Path(state_dir).resolve()
+    try:
+        fd = os.open(path / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None  # no lock file: nobody has run here; unreadable: claim() will say
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return _read_pid(fd) or "unknown"
+        return None
+    finally:
+        os.close(fd)  # drops the shared lock
+    return None
 
 
 def _read_pid(fd: int) -> str | None:

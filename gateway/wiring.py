@@ -22,7 +22,7 @@ from devices.decoding import Decoder
 from gateway.actions.alerts import AlertBus, DeafPeriods, system_alert
 from gateway.actions.dispatcher import CommandDispatcher
 from gateway.actions.notify import Notifications
-from gateway.actions.rules_runtime import RulesRuntime, load_rule_files
+from gateway.actions.rules_runtime import RulesRuntime
 from gateway.actions.silences import Silences
 from gateway.config import Config, LoadedConfig
 from gateway.deadletter import DeadLetters
@@ -74,11 +74,6 @@ class Components:
     dispatcher: CommandDispatcher
     rules: RulesRuntime
     http: HttpServer
-
-
-def check_rules(config: Config) -> None:
-    """Validate the rule files: bad rules fail the start, before any connection."""
-    load_rule_files(config.rules)
 
 
 def open_outbox(cfg: Config) -> DiskOutbox | None:

@@ -380,6 +380,7 @@ class _RuleReader:
             self.fail(cmd.locs.get("set", cmd.mark), "'command' needs 'set': a non-empty mapping")
             return None
         pairs: list[tuple[str, Setting]] = []
+        marks: list[Mark] = []
         for k, v in settings.items():
             if not isinstance(v, str | int | float | bool):
                 self.fail(
@@ -387,4 +388,5 @@ class _RuleReader:
                 )
                 continue
             pairs.append((k, v))
-        return CommandAction(tpl, tuple(pairs))
+            marks.append(settings.key_locs.get(k, settings.locs[k]))
+        return CommandAction(tpl, tuple(pairs), cmd.locs["device"], tuple(marks))

@@ -59,10 +59,17 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class CommandAction:
-    """``command: {device: fan-1, set: {speed: 100}}``; ``device`` may be a template."""
+    """``command: {device: fan-1, set: {speed: 100}}``; ``device`` may be a template.
+
+    ``mark`` is where the device is named and ``setting_marks`` where each setting is,
+    in the order of ``settings``, so a caller that checks the command against its
+    devices can point at the line.
+    """
 
     device: Template
     settings: tuple[tuple[str, Setting], ...]
+    mark: Mark = field(default=Mark("<rules>", 1, 1), compare=False)
+    setting_marks: tuple[Mark, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,10 @@
 #
 # Installs Mosquitto and InfluxDB 1.x with apt when missing, uses a broker or a
 # database already listening on the default ports (1883, 8086), otherwise starts
-# its own under ./var/demo/ on free ports. Then runs the simulator and the gateway
-# in the foreground. Ctrl-C stops everything this script started, and nothing else.
+# its own under ./var/demo/ on those ports (on free ones when something else holds
+# them). Then runs the simulator and the gateway in the foreground (dashboard on
+# 8080, or a free port) and prints the addresses to open. Ctrl-C stops everything
+# this script started, and nothing else.
 #
 # Its own Mosquitto runs with authentication on: a password file and the shipped ACL
 # (deploy/mosquitto/acl), with random passwords for the gateway (user `outpost`) and the
@@ -44,10 +46,14 @@ if [ ! -x "$VENV/bin/outpost" ]; then
   "$VENV/bin/pip" install -q -e "$ROOT"
 fi
 OUTPOST=$VENV/bin/outpost
+# The command as you can type it from the checkout (the venv's bin/ is not on PATH).
+SHOWN_OUTPOST=${OUTPOST#"$ROOT"/}
 
 # --- services: reuse what listens, else start our own -------------------------------------
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# The default port when nothing listens on it, else a free one.
+port_or_free() { if listening "$1"; then free_port; else echo "$1"; fi; }
 
 # Services run in their own session (setsid), so Ctrl-C in the terminal reaches only
 # this script and the gateway; cleanup stops the rest, newest first.
@@ -81,7 +87,7 @@ if listening 1883; then
   MQTT_SIMULATOR='username: "${MQTT_SIM_USER:-}", password: "${MQTT_SIM_PASSWORD:-}"'
   MQTT_LOGIN=""
 else
-  MQTT_PORT=$(free_port)
+  MQTT_PORT=1883
   AUTH_NOTE="MQTT logins on: password file + ACL in var/demo/mosquitto/, passwords in var/demo/secrets/"
   mkdir -p "$DEMO/mosquitto"
   # Logins for the gateway and the simulator, hashed by mosquitto_passwd; the ACL is the
@@ -117,8 +123,8 @@ if curl -sf -o /dev/null "http://127.0.0.1:8086/ping"; then
   INFLUX_PORT=8086
   say "using the InfluxDB already listening on 127.0.0.1:8086"
 else
-  INFLUX_PORT=$(free_port)
-  RPC_PORT=$(free_port)
+  INFLUX_PORT=$(port_or_free 8086)   # taken by something that is not InfluxDB: a free one
+  RPC_PORT=$(port_or_free 8088)
   cat > "$DEMO/influxd.conf" <<CONF
 reporting-disabled = true
 # influxd also opens an RPC port (8088 by default); two instances would collide.
@@ -141,8 +147,7 @@ CONF
   say "started InfluxDB 1.x on 127.0.0.1:$INFLUX_PORT (log: var/demo/influxd.log)"
 fi
 
-HTTP_PORT=8080
-if listening "$HTTP_PORT"; then HTTP_PORT=$(free_port); fi
+HTTP_PORT=$(port_or_free 8080)
 
 cat > "$DEMO/outpost.yaml" <<CONF
 # Written by make demo. Copy it as a starting point for your own outpost.yaml.
@@ -183,12 +188,16 @@ cat <<TEXT
   Outpost demo: a simulated greenhouse (sensors gh-1, gh-2; fan-1, heater-1, pump-1)
     -> MQTT 127.0.0.1:$MQTT_PORT -> gateway -> InfluxDB 127.0.0.1:$INFLUX_PORT
 
-  Dashboard: http://127.0.0.1:$HTTP_PORT/
+  Open:
+    dashboard         http://127.0.0.1:$HTTP_PORT/
+    gateway status    http://127.0.0.1:$HTTP_PORT/api/v1/status   (metrics: /metrics)
+    InfluxDB 1.x      http://127.0.0.1:$INFLUX_PORT   database outpost
+    MQTT broker       mqtt://127.0.0.1:$MQTT_PORT
 
   Within about a minute gh-1 passes 30 °C: greenhouse_hot goes pending, fires after its
   1 minute, the gateway tells fan-1 to run at 100 %, the fan acknowledges, the air cools,
   and below 28 °C the alert resolves and the fan is switched off. Follow it with
-    $OUTPOST events -c var/demo/outpost.yaml --since 10m
+    $SHOWN_OUTPOST events -c var/demo/outpost.yaml --since 10m
 
   See the readings arrive (in another terminal):
     curl -sG http://127.0.0.1:$INFLUX_PORT/query --data-urlencode db=outpost \\
@@ -196,10 +205,10 @@ cat <<TEXT
   or with the influx shell:  influx -port $INFLUX_PORT -database outpost -execute 'SHOW MEASUREMENTS'
   Watch alerts and commands:   mosquitto_sub -p $MQTT_PORT $MQTT_LOGIN-t 'outpost/#' -t 'devices/+/set' -v
   Watch the raw MQTT traffic:  mosquitto_sub -p $MQTT_PORT $MQTT_LOGIN-t 'sensors/#' -v
-  Command the fan by hand:     outpost command -c var/demo/outpost.yaml fan-1 speed=50
+  Command the fan by hand:     $SHOWN_OUTPOST command -c var/demo/outpost.yaml fan-1 speed=50
                                (the API token is var/demo/secrets/api.token)
   $AUTH_NOTE
-  Rules in use: examples/greenhouse/rules.yaml (check: outpost rules check FILE)
+  Rules in use: examples/greenhouse/rules.yaml (check: $SHOWN_OUTPOST rules check FILE)
   Config used: var/demo/outpost.yaml   Simulator log: var/demo/simulator.log
 
   Ctrl-C stops the demo.

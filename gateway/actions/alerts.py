@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gateway.actions.sentences import alert_sentence
 from gateway.influx.lineproto import LineEncoder, Unwritable
 from gateway.journal import Journal
 from gateway.logsetup import printable
@@ -184,14 +185,7 @@ class AlertBus:
         if notify:
             self._notify(event)
         level = logging.WARNING if status == "firing" else logging.INFO
-        log.log(
-            level,
-            "alert %s %s for %s: %s",
-            rule,
-            status.upper(),
-            printable(device, 120),
-            printable(event.get("message") or ""),
-        )
+        log.log(level, "%s", printable(alert_sentence(event), 2000))
 
 
 def _json(event: Mapping[str, Any]) -> bytes:

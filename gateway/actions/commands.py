@@ -55,6 +55,7 @@ class Origin:
     source: str  # "rule" | "api" | "journal"
     rule: str | None = None
     trace_id: str = ""
+    alert_device: str | None = None  # the device whose alert made the rule ask
 
 
 @dataclass(frozen=True, slots=True)

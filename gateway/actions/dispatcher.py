@@ -58,11 +58,13 @@ from gateway.actions.commands import (
     Retry,
 )
 from gateway.actions.policy import CommandPolicy, Refused
+from gateway.actions.sentences import describe
 from gateway.config.schema import DeviceConfig
 from gateway.journal import Journal
 from gateway.logsetup import printable
 from gateway.metrics import Metrics
 from gateway.mqtt.link import MqttLink
+from rules import Problem, RuleSet
 
 log = logging.getLogger("outpost.commands")
 
@@ -235,7 +237,7 @@ class CommandDispatcher:
             dev.tracker = AckTracker(dev.convention, pending)
         self._arm(dev)
         self._metrics.commands.labels(CommandOutcome.SENT).inc()
-        self._record(
+        body = self._record(
             "command",
             dev.name,
             origin,
@@ -247,13 +249,7 @@ class CommandDispatcher:
             {"id": command_id, "settings": _text(settings)},
             self._wall(),
         )
-        log.info(
-            "command %s to %s: %s (%s)",
-            command_id,
-            dev.name,
-            settings,
-            f"rule {origin.rule}" if origin.rule else origin.source,
-        )
+        log.info("%s", describe("command", body))
         return command_id
 
     def _deliver(self, dev: _Device, command_id: str, settings: Mapping[str, Any]) -> str:
@@ -269,6 +265,10 @@ class CommandDispatcher:
         for message in messages:
             self._link.publish(message.topic, message.payload, message.qos, message.retain)
         return messages[0].topic if messages else ""
+
+    def rule_problems(self, ruleset: RuleSet) -> list[Problem]:
+        """What the policy would refuse of the rules' commands (see CommandPolicy)."""
+        return self._policy.rule_problems(ruleset)
 
     # answers --------------------------------------------------------------------
 
@@ -324,7 +324,12 @@ class CommandDispatcher:
             )
         elif step is not None:
             command = step.command
-            log.error("%s never acknowledged command %s %s", dev.name, command.id, command.settings)
+            log.error(
+                "%s never acknowledged command %s (%s)",
+                dev.name,
+                command.id,
+                _text(command.settings),
+            )
             self._finished(dev, step, {"attempts": command.attempt + 1})
 
     def _finished(self, dev: _Device, done: Finished | None, extra: dict[str, Any]) -> None:
@@ -393,9 +398,15 @@ class CommandDispatcher:
 
     # journal --------------------------------------------------------------------
 
-    def _record(self, kind: str, device: str, origin: Origin, payload: dict[str, Any]) -> None:
+    def _record(
+        self, kind: str, device: str, origin: Origin, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Journal one step of a command; returns the entry as journaled."""
         body = {"device": device, "origin": origin.source, "rule": origin.rule, **payload}
+        if origin.alert_device:
+            body["alert_device"] = origin.alert_device
         self._journal.append(kind, body, rule=origin.rule, device=device, trace_id=origin.trace_id)
+        return body
 
     def _resume(self) -> None:
         """Resend (same id) the commands the last run left without an outcome."""
@@ -423,7 +434,12 @@ class CommandDispatcher:
             dev = self._devices.get(device)
             if dev is None or not isinstance(command.get("set"), dict):
                 continue
-            origin = Origin("journal", command.get("rule"), command.get("trace_id") or "")
+            origin = Origin(
+                "journal",
+                command.get("rule"),
+                command.get("trace_id") or "",
+                command.get("alert_device"),
+            )
             log.info(
                 "resuming command %s to %s left unanswered before the restart",
                 command["id"],

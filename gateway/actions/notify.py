@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from gateway.actions.sentences import alert_sentence
 from gateway.actions.silences import Silences
 from gateway.config.schema import NotifierConfig
 from gateway.journal import Journal
@@ -112,14 +113,11 @@ class WebhookNotifier:
 class LogNotifier:
     def __init__(self, name: str, cfg: NotifierConfig) -> None:
         self.name = name
-        self._template = (
-            cfg.body
-            if isinstance(cfg.body, str)
-            else ("{severity} alert {rule} {state} on {device}: {message}")
-        )
+        self._template = cfg.body if isinstance(cfg.body, str) else None
 
     async def send(self, event: Mapping[str, Any]) -> None:
-        log.warning("%s", printable(render(self._template, event), 2000))
+        text = alert_sentence(event) if self._template is None else render(self._template, event)
+        log.warning("%s", printable(text, 2000))
 
     async def close(self) -> None:
         return None

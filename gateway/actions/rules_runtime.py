@@ -235,7 +235,9 @@ class RulesRuntime:
         if (request.rule, request.device) in self._inhibited:
             return  # the alert behind it is inhibited: do not act on what we could not hear
         self._dispatcher.submit(
-            request.target, request.settings, Origin("rule", request.rule, request.trace_id)
+            request.target,
+            request.settings,
+            Origin("rule", request.rule, request.trace_id, request.device),
         )
 
     # background: ticks, reloads, checkpoints ------------------------------------
@@ -305,6 +307,10 @@ class RulesRuntime:
             except Exception as exc:  # a loader bug must not take the running rules with it
                 log.exception("loading the rule files failed")
                 self._refuse([f"loading the rule files failed: {type(exc).__name__}: {exc}"])
+                return False
+            refused_commands = self._dispatcher.rule_problems(ruleset)
+            if refused_commands:  # held to devices: as at start (gateway/preflight.py)
+                self._refuse([str(problem) for problem in SourceError(refused_commands).problems])
                 return False
             self._apply(ruleset, files)
             return True

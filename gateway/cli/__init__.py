@@ -1,36 +1,40 @@
-"""``outpost``: the command line (DESIGN.md §3).
+"""``outpost``: the command line.
 
 Every verb takes ``-c FILE`` (default ``./outpost.yaml`` when present) so it
-finds the same state directory and addresses as the gateway. Exit codes: 0
-success, 1 a check found problems, 2 the config or arguments are invalid.
+finds the same state directory and addresses as the gateway, and
+``--log-level``; verbs that print results take ``--json``. Exit codes: 0
+success, 1 a check found problems, 2 the config or arguments are invalid (or a
+file or address it needs cannot be used), 130 interrupted. A problem the user
+can fix is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from gateway.actions.rules_runtime import load_rule_files
-from gateway.cli import actions, device, events, record, status
+from gateway.cli import actions, device, events, init, record, schema, status
+from gateway.cli import config as config_verbs
 from gateway.cli import rules as rules_verbs
-from gateway.cli.common import load_config_or_report
-from gateway.cli.schema import write_schemas
+from gateway.cli.common import load_config_or_report, report
 from gateway.config import security
 from gateway.logsetup import setup_logging
-from gateway.statedir import StateDirError, world_writable
+from gateway.statedir import StateDirError
 from rules.yamlsrc import SourceError
 from simulators import cli as simulate
 
 log = logging.getLogger("outpost")
 
 # Verbs with a module of their own; each adds its parser with (subparsers, common).
-_VERBS = (simulate, device, rules_verbs, record, events, actions, status)
+_VERBS = (
+    init, config_verbs, schema, simulate, device, rules_verbs, record, events, actions, status,
+)  # fmt: skip
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -46,13 +50,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     os.umask(0o077)
     setup_logging(args.log_level or loaded.config.log_level, loaded.config.log_format)
     security.install_log_redaction(loaded.config)
+    try:
+        gateway = Gateway(loaded)  # every check of `outpost config check`
+    except SourceError as exc:
+        report(exc.problems)
+        return 2
     for warning in security.startup_warnings(loaded):
         log.warning("%s", warning)
     if loaded.path is None:
         log.info("no outpost.yaml: running on built-in defaults")
 
     async def main() -> None:
-        gateway = Gateway(loaded)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -62,8 +70,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except SourceError as exc:  # invalid rule files: refuse to start
-        print(exc, file=sys.stderr)
+    except SourceError as exc:  # the HTTP address was taken while the gateway started
+        report(exc.problems)
         return 2
     except StateDirError as exc:  # another gateway holds state_dir, or it is unsafe
         log.error("%s", exc)
@@ -71,40 +79,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_config_check(args: argparse.Namespace) -> int:
-    loaded = load_config_or_report(args)
-    if loaded is None:
-        return 1
-    cfg = loaded.config
+def _version() -> str:
     try:
-        ruleset, files = load_rule_files(cfg.rules)
-    except SourceError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    unsafe = world_writable(Path(cfg.state_dir))
-    if unsafe:
-        print(unsafe, file=sys.stderr)
-        return 1
-    for warning in security.startup_warnings(loaded):
-        print(f"warning: {warning}", file=sys.stderr)
-    where = loaded.path or "built-in defaults"
-    url = security.redact_url(cfg.influx.url)  # it may carry user:password@
-    influx = (
-        f"InfluxDB 2.x {url} bucket {cfg.influx.bucket}"
-        if cfg.influx.api == "v2"
-        else f"InfluxDB 1.x {url} database {cfg.influx.db}"
-    )
-    print(
-        f"{where}: ok — broker {cfg.mqtt.host}:{cfg.mqtt.port}, {len(cfg.inputs)} input(s), "
-        f"{influx}, {len(ruleset.rules)} rule(s) from {len(files)} file(s)"
-    )
-    return 0
-
-
-def _cmd_schema(args: argparse.Namespace) -> int:
-    for path in write_schemas(args.out):
-        print(path)
-    return 0
+        return importlib.metadata.version("outpost")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "(not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,25 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         description="Outpost IoT edge gateway: MQTT sensor readings to InfluxDB, with rules.",
     )
+    parser.add_argument("--version", action="version", version=f"outpost {_version()}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     run = sub.add_parser("run", parents=[common], help="run the gateway")
     run.set_defaults(func=_cmd_run)
-
-    config = sub.add_parser("config", parents=[common], help="configuration tools")
-    config_sub = config.add_subparsers(dest="config_verb", metavar="VERB", required=True)
-    check = config_sub.add_parser(
-        "check", parents=[common], help="validate the config; exit 1 on any error"
-    )
-    check.set_defaults(func=_cmd_config_check)
-
-    schema = sub.add_parser(
-        "schema", parents=[common], help="write JSON Schemas of the config, rules and events"
-    )
-    schema.add_argument(
-        "--out", default="schemas", metavar="DIR", help="output folder (default: ./schemas)"
-    )
-    schema.set_defaults(func=_cmd_schema)
 
     for verb in _VERBS:
         verb.add_parser(sub, common)
@@ -152,7 +117,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.verb != "run":
         setup_logging(args.log_level or "warning")
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C before a verb's own handler was in place
+        return 130
+    except OSError as exc:
+        if exc.filename is None:
+            raise  # not about a file the user named: a bug, keep its traceback
+        print(f"outpost {args.verb}: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from gateway.cli.api import ApiError, GatewayApi
-from gateway.cli.common import load_config_or_report
+from gateway.cli.common import add_json_flag, load_config_or_report, print_json
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
@@ -40,11 +40,14 @@ def _cmd_command(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     body = answer.body
-    if answer.status >= 300:
+    refused = answer.status >= 300
+    if args.json:
+        print_json({"device": args.device, "set": settings, "status": answer.status, **body})
+    elif refused:
         print(f"refused: {body.get('detail') or body.get('error')}", file=sys.stderr)
-        return 1
-    print(f"{body['outcome']}: {body['detail']}")
-    return 0
+    else:
+        print(f"{body['outcome']}: {body['detail']}")
+    return 1 if refused else 0
 
 
 def _cmd_silence(args: argparse.Namespace) -> int:
@@ -73,6 +76,9 @@ def _cmd_silence(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     body = answer.body
+    if args.json:
+        print_json(body)
+        return 1 if answer.status >= 300 else 0
     if answer.status >= 300:
         print(f"error: {body.get('error')}", file=sys.stderr)
         return 1
@@ -107,6 +113,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="e.g. speed=100 mode=auto (values as JSON, else text)",
     )
+    add_json_flag(command, "the gateway's answer")
     command.set_defaults(func=_cmd_command)
 
     silence = sub.add_parser(
@@ -118,9 +125,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument("--device", default="*", help="device id or glob (default: every device)")
     add.add_argument("--for", dest="duration", required=True, metavar="D", help="e.g. 1h, 30m")
     add.add_argument("--comment", default="", help="why (shown in the list)")
-    add.set_defaults(func=_cmd_silence)
     listing = verbs.add_parser("list", parents=[common], help="list active silences")
-    listing.set_defaults(func=_cmd_silence)
     remove = verbs.add_parser("remove", parents=[common], help="remove a silence by id")
     remove.add_argument("id", type=int)
-    remove.set_defaults(func=_cmd_silence)
+    for verb in (add, listing, remove):
+        add_json_flag(verb, "the gateway's answer")
+        verb.set_defaults(func=_cmd_silence)

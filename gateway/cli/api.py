@@ -14,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.cli.common import command_name
 from gateway.config.addresses import is_wildcard, split_listen
 from gateway.config.schema import HttpConfig
 
@@ -79,7 +80,7 @@ class GatewayApi:
             reason = getattr(exc, "reason", exc)
             raise ApiError(
                 f"cannot reach the gateway at {self.base}: {reason} "
-                "(is `outpost run` running with this config?)"
+                f"(is `{command_name()} run` running with this config?)"
             ) from None
 
     def get(self, path: str) -> Any:

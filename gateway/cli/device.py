@@ -139,7 +139,8 @@ def run_serial(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     level = getattr(args, "log_level", None)
-    logging.getLogger("devices").setLevel(
+    # A bridge is a service: its port and broker lines are shown (info) unless asked otherwise.
+    logging.getLogger("gateway.serial").setLevel(
         logging.DEBUG if args.verbose else getattr(logging, (level or "info").upper())
     )
     asyncio.run(_serve(bridges))

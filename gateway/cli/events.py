@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway.actions import sentences
 from gateway.cli.common import load_config_or_report
 from gateway.config.units import parse_duration
 from gateway.journal import FILE_NAME, Entry, Journal
@@ -16,41 +17,9 @@ from rules import rfc3339
 
 
 def describe(entry: Entry) -> str:
-    """One readable line per journal entry."""
-    p = entry.payload
-    when = rfc3339(entry.ts)
-    if entry.kind == "alert":
-        text = f"alert {p.get('rule')} {str(p.get('state', '')).upper()} on {p.get('device')}"
-        if p.get("message"):
-            text += f": {p['message']}"
-    elif entry.kind == "command":
-        text = (
-            f"command {p.get('id')} to {entry.device}: {json.dumps(p.get('set'))} "
-            f"(rule {p.get('rule')})"
-        )
-    elif entry.kind == "command_refused":
-        text = f"command REFUSED for {p.get('target')}: {p.get('detail')} (rule {p.get('rule')})"
-    elif entry.kind == "rules_reload":
-        text = _describe_reload(p)
-    else:
-        text = f"{entry.kind} {json.dumps(p, ensure_ascii=False)}"
+    """One readable line per journal entry: its time, what happened, and its trace."""
     trace = f"  [trace {entry.trace_id}]" if entry.trace_id else ""
-    return f"{when}  {text}{trace}"
-
-
-def _describe_reload(p: dict[str, Any]) -> str:
-    if p.get("outcome") != "refused":
-        return (
-            f"rules reloaded: {p.get('running')} running ({p.get('kept')} kept, "
-            f"{p.get('changed')} changed, {p.get('added')} added, {p.get('removed')} removed)"
-        )
-    errors = [str(e) for e in p.get("errors") or []]
-    more = len(errors) - 1 + int(p.get("more_errors") or 0)
-    first = errors[0] if errors else "?"
-    return (
-        f"rules reload REFUSED, the previous {p.get('running')} rules keep running: {first}"
-        + (f" (and {more} more)" if more else "")
-    )
+    return f"{rfc3339(entry.ts)}  {sentences.describe(entry.kind, entry.payload)}{trace}"
 
 
 def as_json(entry: Entry) -> dict[str, Any]:

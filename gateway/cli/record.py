@@ -24,6 +24,7 @@ import aiomqtt
 from devices import catalog as registry
 from devices.decoding import DecodeError, Message
 from gateway.cli.common import load_config_or_report
+from gateway.cli.progress import Progress
 from gateway.config import LoadedConfig
 from gateway.config.units import parse_duration
 from gateway.topics import TopicRouter, TopicTemplate
@@ -47,6 +48,7 @@ async def record(
     topic_filter: str | None,
     duration: float | None,
     stop: asyncio.Event,
+    progress: Progress | None = None,
 ) -> tuple[int, int]:
     """Record until ``duration`` elapsed or ``stop`` is set; returns (readings, skipped)."""
     cfg = loaded.config
@@ -89,6 +91,8 @@ async def record(
                 next_message.cancel()
                 break
             message = next_message.result()
+            if progress is not None:
+                progress.update(written, f" ({skipped} messages skipped)")
             route = router.route(str(message.topic))
             if route is None:
                 skipped += 1
@@ -143,17 +147,31 @@ def _cmd_record(args: argparse.Namespace) -> int:
         print(f"--duration: {exc}", file=sys.stderr)
         return 2
 
+    progress = Progress("recording", "recorded", "readings", sys.stderr, live=sys.stderr.isatty())
+
     async def main(out: TextIO) -> tuple[int, int]:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        return await record(loaded, out, topic_filter=args.topic, duration=duration, stop=stop)
+        return await record(
+            loaded, out, topic_filter=args.topic, duration=duration, stop=stop, progress=progress
+        )
 
-    if args.output == "-":
-        written, skipped = asyncio.run(main(sys.stdout))
-    else:
-        with Path(args.output).open("a", encoding="utf-8") as out:
-            written, skipped = asyncio.run(main(out))
-    print(f"recorded {written} readings ({skipped} messages skipped)", file=sys.stderr)
+    try:
+        if args.output == "-":
+            written, skipped = asyncio.run(main(sys.stdout))
+        else:
+            with Path(args.output).open("a", encoding="utf-8") as out:
+                written, skipped = asyncio.run(main(out))
+    except OSError as exc:
+        progress.clear()
+        print(f"outpost record: {exc.filename or args.output}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except aiomqtt.MqttError as exc:
+        progress.clear()
+        cfg = loaded.config.mqtt
+        print(f"outpost record: broker {cfg.host}:{cfg.port}: {exc}", file=sys.stderr)
+        return 2
+    progress.finish(written, f" ({skipped} messages skipped)")
     return 0

@@ -15,15 +15,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from gateway.cli.common import add_json_flag, print_json, problem_json, report
+from gateway.cli.progress import Progress
 from gateway.yamlfiles import read_text
-from rules import AlertEvent, CommandRequest, Engine, SourceError, load_rules, replay
+from rules import (
+    AlertEvent,
+    CommandRequest,
+    Engine,
+    Problem,
+    RuleSet,
+    SourceError,
+    load_rules,
+    replay,
+)
 from rules.durations import DurationError, parse_duration
 from rules.events import rfc3339
 from rules.replay import ReplayOrderError, Sample, sample_from_json
 from rules.report import render_html
-from rules.ruletest import load_test_file, run_tests
-
-PROGRESS_MIN_READINGS = 20_000
+from rules.ruletest import Failure, TestReport, load_test_file, run_tests
 
 
 def add_parser(
@@ -38,12 +47,14 @@ def add_parser(
 
     check = sub.add_parser("check", parents=parents, help="validate rule files; print every error")
     check.add_argument("files", nargs="+", metavar="FILE")
+    add_json_flag(check, "the result and every error")
     check.set_defaults(func=cmd_check)
 
     test = sub.add_parser(
         "test", parents=parents, help="run rule unit tests (series in, alerts expected)"
     )
     test.add_argument("files", nargs="+", metavar="FILE")
+    add_json_flag(test, "every test file's result and failures")
     test.set_defaults(func=cmd_test)
 
     rep = sub.add_parser(
@@ -61,76 +72,111 @@ def add_parser(
     rep.add_argument(
         "--progress",
         action="store_true",
-        help="show a progress bar even when stderr is not a terminal",
+        help="print progress lines even when stderr is not a terminal",
     )
     rep.set_defaults(func=cmd_replay)
     return rules
 
 
-def _read(paths: Sequence[str], err: TextIO) -> list[tuple[str, str]] | None:
+def _read(paths: Sequence[str]) -> tuple[list[tuple[str, str]], list[Problem]]:
+    """The files' text, and a problem for each that cannot be read."""
     sources: list[tuple[str, str]] = []
-    ok = True
+    problems = []
     for path in paths:
         try:
             sources.append((path, read_text(path)))
         except SourceError as exc:
-            print(exc, file=err)
-            ok = False
-    return sources if ok else None
+            problems.extend(exc.problems)
+    return sources, problems
 
 
-def cmd_check(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    sources = _read(args.files, err)
-    if sources is None:
-        return 1
+def _load(paths: Sequence[str]) -> tuple[RuleSet | None, list[Problem]]:
+    """The rule set of ``paths``, or None and every problem found."""
+    sources, problems = _read(paths)
     try:
         ruleset = load_rules(sources)
     except SourceError as exc:
-        for problem in exc.problems:
-            print(problem, file=err)
-        print(f"{len(exc.problems)} error(s)", file=err)
+        return None, problems + exc.problems
+    return (None, problems) if problems else (ruleset, [])
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    ruleset, problems = _load(args.files)
+    if getattr(args, "json", False):
+        rules = len(ruleset.rules) if ruleset else 0
+        print_json(
+            {
+                "ok": not problems,
+                "rules": rules,
+                "files": list(args.files),
+                "errors": [problem_json(p) for p in problems],
+            },
+            out,
+        )
+        return 1 if problems else 0
+    if ruleset is None:
+        report(problems, err)
+        print(f"{len(problems)} error(s)", file=err)
         return 1
-    print(f"{len(ruleset.rules)} rule(s) OK in {len(sources)} file(s)", file=out)
+    print(f"{len(ruleset.rules)} rule(s) OK in {len(args.files)} file(s)", file=out)
     return 0
+
+
+def _test_file(path: str) -> tuple[TestReport | None, list[Problem]]:
+    """The report of one rule test file, or None and the problems that stopped it."""
+    sources, problems = _read([path])
+    if problems:
+        return None, problems
+    try:
+        spec = load_test_file(sources[0][1], path)
+    except SourceError as exc:
+        return None, exc.problems
+    base = Path(path).parent
+    ruleset, problems = _load([str(base / f) for f in spec.rule_files])
+    if ruleset is None:
+        return None, problems
+    return run_tests(spec, ruleset), []
+
+
+def _failure_json(failure: Failure) -> dict[str, Any]:
+    return {"test": failure.test, **problem_json(Problem(failure.mark, failure.message))}
 
 
 def cmd_test(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     status = 0
     total = failed = 0
+    results = []
     for path in args.files:
-        sources = _read([path], err)
-        if sources is None:
+        result, problems = _test_file(path)
+        if result is None:
             status = 1
+            results.append({"file": path, "errors": [problem_json(p) for p in problems]})
+            if not getattr(args, "json", False):
+                report(problems, err)
             continue
-        try:
-            spec = load_test_file(sources[0][1], path)
-        except SourceError as exc:
-            for problem in exc.problems:
-                print(problem, file=err)
-            status = 1
-            continue
-        base = Path(path).parent
-        rule_sources = _read([str(base / f) for f in spec.rule_files], err)
-        if rule_sources is None:
-            status = 1
-            continue
-        try:
-            ruleset = load_rules(rule_sources)
-        except SourceError as exc:
-            for problem in exc.problems:
-                print(problem, file=err)
-            status = 1
-            continue
-        report = run_tests(spec, ruleset)
-        total += report.tests
-        failed_tests = {f.test for f in report.failures}
+        total += result.tests
+        failed_tests = {f.test for f in result.failures}
         failed += len(failed_tests)
-        for failure in report.failures:
-            print(f"FAIL {failure}", file=out)
-        print(f"{path}: {report.tests - len(failed_tests)}/{report.tests} test(s) passed", file=out)
-        if report.failures:
+        if result.failures:
             status = 1
-    if total:
+        results.append(
+            {
+                "file": path,
+                "tests": result.tests,
+                "passed": result.tests - len(failed_tests),
+                "failures": [_failure_json(f) for f in result.failures],
+            }
+        )
+        if getattr(args, "json", False):
+            continue
+        for failure in result.failures:
+            print(f"FAIL {failure}", file=out)
+        print(f"{path}: {result.tests - len(failed_tests)}/{result.tests} test(s) passed", file=out)
+    if getattr(args, "json", False):
+        print_json(
+            {"ok": status == 0, "passed": total - failed, "failed": failed, "files": results}, out
+        )
+    elif total:
         print(f"{total - failed} passed, {failed} failed", file=out)
     return status
 
@@ -146,12 +192,14 @@ def _parse_until(text: str, last: int | None) -> int:
     return int(when.timestamp()) * 10**9 + when.microsecond * 1000
 
 
-def _load_samples(path: str, err: TextIO) -> list[Sample] | None:
+def _load_samples(path: str, err: TextIO, progress: Progress) -> list[Sample] | None:
     samples: list[Sample] = []
     bad = 0
     try:
         with open(path, encoding="utf-8") as fh:
             for n, line in enumerate(fh, 1):
+                if n % 1000 == 0:
+                    progress.update(n)
                 if not line.strip():
                     continue
                 try:
@@ -159,10 +207,13 @@ def _load_samples(path: str, err: TextIO) -> list[Sample] | None:
                 except (ValueError, TypeError, AttributeError) as exc:
                     bad += 1
                     if bad <= 20:
+                        progress.clear()
                         print(f"{path}:{n}: {exc}", file=err)
     except OSError as exc:
-        print(f"{path}:1:1: cannot read: {exc}", file=err)
+        print(f"{path}:1:1: cannot read: {exc.strerror}", file=err)
         return None
+    finally:
+        progress.clear()
     if bad:
         print(f"{path}: {bad} bad line(s)", file=err)
         return None
@@ -172,39 +223,16 @@ def _load_samples(path: str, err: TextIO) -> list[Sample] | None:
     return samples
 
 
-class _Progress:
-    """A one-line bar on stderr, redrawn at most once per percent."""
-
-    def __init__(self, total: int, err: TextIO, enabled: bool) -> None:
-        self.total, self.err, self.enabled, self.shown = total, err, enabled, -1
-
-    def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        pct = done * 100 // max(self.total, 1)
-        if pct != self.shown:
-            self.shown = pct
-            bar = "#" * (pct // 4) + "." * (25 - pct // 4)
-            print(
-                f"\rreplay [{bar}] {pct:3d}% {done}/{self.total}", end="", file=self.err, flush=True
-            )
-
-    def close(self) -> None:
-        if self.enabled:
-            print(file=self.err)
-
-
 def cmd_replay(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    sources = _read(args.rules, err)
-    if sources is None:
+    ruleset, problems = _load(args.rules)
+    if ruleset is None:
+        report(problems, err)
         return 1
-    try:
-        ruleset = load_rules(sources)
-    except SourceError as exc:
-        for problem in exc.problems:
-            print(problem, file=err)
-        return 1
-    samples = _load_samples(args.input, err)
+    live = err.isatty()
+    reading = Progress(
+        f"reading {args.input}:", "read", "lines", err, live=live, each_line=args.progress
+    )
+    samples = _load_samples(args.input, err, reading)
     if samples is None:
         return 1
     try:
@@ -215,35 +243,40 @@ def cmd_replay(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO =
         print(f"--until: {exc}", file=err)
         return 2
     engine = Engine(ruleset)
-    show = args.progress or (err.isatty() and len(samples) >= PROGRESS_MIN_READINGS)
-    progress = _Progress(len(samples), err, show)
+    progress = Progress(
+        "replaying", "replayed", "readings", err,
+        live=live, each_line=args.progress, total=len(samples),
+    )  # fmt: skip
     series: dict[tuple[str, str], list[tuple[int, float]]] = {}
     events: list[AlertEvent] = []
+    fed = 0
 
     def feed() -> Any:
-        for i, s in enumerate(samples):
+        nonlocal fed
+        for s in samples:
             if args.html and not isinstance(s.value, str):
                 series.setdefault((s.device, s.metric), []).append((s.ts, float(s.value)))
-            if i % 1000 == 0:
-                progress.update(i)
+            fed += 1
+            if fed % 1000 == 0:
+                progress.update(fed)
             yield s
-        progress.update(len(samples))
+
+    def show(line: str) -> None:
+        progress.clear()  # stdout and stderr are often the same terminal
+        print(line, file=out)
 
     try:
         for item in replay(engine, feed(), until):
             if isinstance(item, AlertEvent):
                 events.append(item)
-                if args.json:
-                    print(item.to_json(), file=out)
-                else:
-                    print(_timeline_event(item), file=out)
+                show(item.to_json() if args.json else _timeline_event(item))
             elif not args.json:
-                print(_timeline_command(item), file=out)
+                show(_timeline_command(item))
     except ReplayOrderError as exc:
-        progress.close()
+        progress.clear()
         print(f"{args.input}: {exc}", file=err)
         return 1
-    progress.close()
+    progress.finish(fed, f", {len(events):,} alert events")
     counters = engine.counters()
     if not args.json:
         print(
@@ -253,7 +286,11 @@ def cmd_replay(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO =
         )
     if args.html:
         page = render_html(series, events, ruleset.rules, title=f"Replay of {args.input}")
-        Path(args.html).write_text(page, encoding="utf-8")
+        try:
+            Path(args.html).write_text(page, encoding="utf-8")
+        except OSError as exc:
+            print(f"--html {args.html}: cannot write: {exc.strerror}", file=err)
+            return 2
         print(f"wrote {args.html}", file=err)
     return 0
 

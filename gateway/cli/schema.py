@@ -7,12 +7,14 @@ it (:func:`rules.alert_event_schema`), so there is one definition of each.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.cli.common import add_json_flag, print_json
 from gateway.config.schema import Config
 from rules import alert_event_schema, rule_file_schema
 
@@ -91,3 +93,23 @@ def write_schemas(out_dir: str) -> list[Path]:
         path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         written.append(path)
     return written
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    schema = sub.add_parser(
+        "schema", parents=[common], help="write JSON Schemas of the config, rules and events"
+    )
+    schema.add_argument(
+        "--out", default="schemas", metavar="DIR", help="output folder (default: ./schemas)"
+    )
+    add_json_flag(schema, "the files written")
+    schema.set_defaults(func=_cmd_schema)
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    written = [str(path) for path in write_schemas(args.out)]
+    if args.json:
+        print_json({"written": written})
+    else:
+        print("\n".join(written))
+    return 0

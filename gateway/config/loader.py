@@ -11,7 +11,7 @@ against the config file's folder.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,21 @@ class LoadedConfig:
     config: Config
     path: Path | None  # None: built-in defaults
     base_dir: Path
+    # The file as parsed, with the position of every value (None: built-in defaults).
+    source: LocDict | None = field(default=None, compare=False, repr=False)
 
     def resolve(self, relative: str) -> Path:
         """A path from the config, relative to the config file's folder."""
         path = Path(relative).expanduser()
         return path if path.is_absolute() else self.base_dir / path
+
+    def mark(self, *path: str | int) -> Mark:
+        """Where ``path`` (e.g. ``"mqtt", "tls", "ca"``) is written, for an error message;
+        the nearest enclosing value when it is not written (a default)."""
+        if self.path is None:
+            return Mark("built-in defaults (no config file)", 0, 0)
+        origin = Mark(str(self.path), 1, 1)
+        return locate(self.source, path, origin) if self.source is not None else origin
 
 
 def find_config(explicit: str | None) -> Path | None:
@@ -98,7 +108,7 @@ def parse_config(text: str, name: str, base_dir: Path, env: dict[str, str]) -> L
     problems.extend(check_modbus(config, data, origin, base_dir))
     if problems:
         raise SourceError(problems)
-    return LoadedConfig(_resolve_paths(config, base_dir), Path(name), base_dir)
+    return LoadedConfig(_resolve_paths(config, base_dir), Path(name), base_dir, data)
 
 
 def _resolve_paths(config: Config, base_dir: Path) -> Config:

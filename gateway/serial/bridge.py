@@ -45,6 +45,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -60,10 +61,14 @@ from devices.model import check_device_id
 from devices.profiles import FrameMapper, get_profile
 from devices.serial.framing import Frame, LineFramer, make_framer
 from gateway import deadletter
+from gateway.logsetup import Throttled
 from gateway.serial.port import close_quietly, open_serial, read_available, write_all
 from gateway.serial.settings import MqttConfig, SerialConfig, mqtt_from_gateway
 
 log = logging.getLogger(__name__)
+# A port that cannot be opened (unplugged, wrong name, no permission) is retried every
+# reopen_interval; it is said at once, then at most once a minute.
+OPEN_FAILURE_LOG_INTERVAL = 60.0
 
 
 
@@ -102,6 +107,7 @@ class SerialBridge:
         profile = get_profile(config.profile) if config.profile else None
         self.mapper = FrameMapper(config.device, profile, self.counters)
         self._open_port = open_port or open_serial
+        self._open_failures = Throttled(log, OPEN_FAILURE_LOG_INTERVAL)
         self._clock = clock
         device = config.device
         self.readings_topic = f"sensors/{device}"
@@ -144,7 +150,15 @@ class SerialBridge:
                 port = await self._in_thread(self._open_port, self.config)
             except (serial.SerialException, OSError, ValueError) as exc:
                 self.counters["open_failures"] += 1
-                log.debug("cannot open %s: %s", self.config.port, exc)
+                self._open_failures.log(
+                    "open",
+                    logging.WARNING,
+                    "cannot open serial port %s (%s): %s; retrying every %ss",
+                    self.config.port,
+                    self.config.device,
+                    _open_error(exc),
+                    self.config.reopen_interval,
+                )
                 await asyncio.sleep(self.config.reopen_interval)
                 continue
             self.port = port
@@ -339,6 +353,12 @@ class SerialBridge:
                 self._enqueue(_Outgoing(deadletter.TOPIC, body))
                 continue
             await self.write_command(line)
+
+
+def _open_error(exc: Exception) -> str:
+    """The reason a port did not open, without pyserial's repetition of the path."""
+    errno_ = getattr(exc, "errno", None)
+    return os.strerror(errno_) if isinstance(errno_, int) else str(exc)
 
 
 def _command_line(payload: bytes) -> bytes | None:

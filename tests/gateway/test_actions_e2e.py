@@ -156,11 +156,12 @@ def test_closed_loop_commands_are_acked_and_traced(setup, mosquitto):
     ]
     first = json.loads(events.stdout.splitlines()[0])
     traced = outpost(path, "events", "--trace", first["trace_id"])
-    assert [line.split("  ")[1].split()[0] for line in traced.stdout.splitlines()] == [
-        "alert",
-        "command",
-        "command_acked",
-    ]
+    said = [line.split("  ")[1] for line in traced.stdout.splitlines()]
+    assert [text.split(" (")[0] for text in said] == [
+        "alert hot FIRING on gh-1: gh-1 is 33.0 °C",
+        "fan-1: set speed=100",
+        "fan-1: acknowledged speed=100",
+    ], said
 
 
 def test_actuator_that_never_answers_gets_retries_then_command_failed(setup, mosquitto):
@@ -190,8 +191,8 @@ def test_refusals_and_manual_commands_through_the_api(setup, mosquitto):
         for args, reason in [
             (["fan-1", "speed=140"], "above the maximum 100"),
             (["fan-1", "speed=12.5"], "not a whole number"),
-            (["fan-1", "mode=turbo"], "not one of 'auto', 'manual'"),
-            (["fan-1", "colour=red"], "not among its commands"),
+            (["fan-1", "mode=turbo"], 'not one of "auto", "manual"'),
+            (["fan-1", "colour=red"], "not among the commands of fan-1"),
             (["heater-9", "power=on"], "not listed under devices:"),
             (["fan/1", "speed=1"], "cannot be part of a topic"),
         ]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli.api import ApiError, GatewayApi, base_url
-from gateway.cli.common import load_config_or_report
+from gateway.cli.common import command_name, load_config_or_report
 from gateway.config.schema import HttpConfig
 
 
@@ -72,7 +72,7 @@ def test_an_unreachable_gateway_is_named_by_its_address() -> None:
         GatewayApi("http://127.0.0.1:9").get("/api/v1/status")
     message = str(caught.value)
     assert message.startswith("cannot reach the gateway at http://127.0.0.1:9: ")
-    assert message.endswith("(is `outpost run` running with this config?)")
+    assert message.endswith(f"(is `{command_name()} run` running with this config?)")
 
 
 def test_an_invalid_config_is_reported_with_its_location(

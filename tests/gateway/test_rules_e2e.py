@@ -185,7 +185,7 @@ def test_events_cli_shows_the_trail_of_one_reading(rules_config, mosquitto):
     assert len(lines) == 3, text.stdout
     assert "alert hot PENDING on gh-1: gh-1 is 35.0 °C" in lines[0]
     assert "alert hot FIRING on gh-1" in lines[1]
-    assert "command " in lines[2] and 'to fan-1: {"speed": 100} (rule hot)' in lines[2]
+    assert "fan-1: set speed=100 (rule hot on gh-1; command " in lines[2]
     as_json = subprocess.run(
         [*run, "--json", "--since", "1h"], capture_output=True, text=True, check=True
     )

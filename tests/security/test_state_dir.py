@@ -166,6 +166,7 @@ def test_a_second_gateway_on_the_same_state_dir_stops_and_the_first_keeps_its_se
                 data = yaml.safe_load(config.read_text())
                 data["http"]["listen"] = f"127.0.0.1:{free_port()}"
                 data["state_dir"] = str(tmp_path / "var")
+                data["rules"] = [str(tmp_path / "rules.yaml")]  # the same rules, from there
                 (tmp_path / "second").mkdir()
                 other = write_config(tmp_path / "second" / "outpost.yaml", data)
             clone = GatewayProcess(other)
