@@ -30,8 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks import yamlout
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -199,7 +200,7 @@ def run(seconds: float, attack_rate: float, honest_rate: float, workdir: Path) -
             "log_level": "warning",
         }
         path = workdir / "outpost.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.write_text(yamlout.dump(config, sort_keys=False))
         with open(workdir / "gateway.log", "wb") as log:
             gateway = subprocess.Popen(
                 [sys.executable, "-m", "gateway", "run", "-c", str(path)],

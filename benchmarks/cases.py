@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from benchmarks import yamlout
 from benchmarks.cpulimit import CpuLimit
 from benchmarks.procstat import Watch
 from benchmarks.publisher import JSON_FIELDS
@@ -48,7 +47,7 @@ def hundred_rules() -> str:
         }
         for i in range(100)
     ]
-    return yaml.safe_dump({"rules": rules}, sort_keys=False)
+    return yamlout.dump({"rules": rules}, sort_keys=False)
 
 
 def write_rules(workdir: Path) -> Path:

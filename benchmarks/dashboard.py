@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import yaml
+
+from benchmarks import yamlout
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -114,7 +115,7 @@ def one_run(
         "log_level": "warning",
     }
     path = workdir / f"{db}.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yamlout.dump(config, sort_keys=True))
     log = open(workdir / f"{db}.log", "wb")  # noqa: SIM115 - closed below
     gw = subprocess.Popen(
         [sys.executable, "-m", "gateway", "run", "-c", str(path)],

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import yaml
 
+from benchmarks import yamlout
 from benchmarks.procstat import Usage, Watch
 from benchmarks.publisher import TRIGGER_DEVICES
 from benchmarks.report import Row
@@ -47,7 +47,7 @@ DEVICES = [f"trig-{k:02d}" for k in range(TRIGGER_DEVICES)]
 
 def gateway_extra(workdir: Path) -> dict[str, Any]:
     rules = workdir / "latency-rules.yaml"
-    rules.write_text(yaml.safe_dump({"rules": [RULE]}, sort_keys=False))
+    rules.write_text(yamlout.dump({"rules": [RULE]}, sort_keys=False))
     speed = {"speed": {"type": "int", "min": 0, "max": 100}}
     return {"rules": [str(rules)], "devices": {d: {"commands": speed} for d in DEVICES}}
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from benchmarks import yamlout
 from tests.services import InfluxDB, InfluxError, Mosquitto, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,7 +141,7 @@ class Gateway:
         """Start; return once the broker logged the input subscriptions and those of
         ``wait_for`` ((client id suffix, filter) at QoS 1, e.g. the command link's)."""
         path = self.rig.workdir / f"{self.name}.yaml"
-        path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        path.write_text(yamlout.dump(self.config(), sort_keys=False))
         self.log_path = path.with_suffix(".log")
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
@@ -160,9 +159,8 @@ class Gateway:
                 self.rig.wait_subscribed(client_id, qos, filter_)
         except RuntimeError:
             self.stop()
-            raise RuntimeError(
-                f"{self.name}: gateway not ready; its log: {self.log_path}"
-            ) from None
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.name}: gateway not ready; its log ends:\n{tail}") from None
         return self
 
     @property

@@ -52,7 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as paho
-import yaml
+
+from benchmarks import yamlout
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -251,7 +252,7 @@ def system(mode: str, broker: Mosquitto, influx: InfluxDB, workdir: Path, sensor
     if mode == "gateway":
         config["serial"] = [{"port": str(sensor.link), "device": device, "profile": "bme280"}]
     path = workdir / "gateway.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yamlout.dump(config, sort_keys=True))
     logs = [open(workdir / "gateway.log", "w")]  # noqa: SIM115 - closed below
     procs = {
         "gateway": subprocess.Popen(

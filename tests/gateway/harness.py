@@ -15,23 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import yaml
 
+from benchmarks import yamlout
 from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-class _NoAliases(yaml.SafeDumper):
-    """Writes a value used twice out twice: Outpost refuses YAML aliases."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
 def write_config(path: Path, config: dict[str, Any]) -> Path:
-    text = yaml.dump(config, Dumper=_NoAliases, sort_keys=False, allow_unicode=False)
-    path.write_text(text, encoding="utf-8")
+    path.write_text(yamlout.dump(config), encoding="utf-8")  # Outpost refuses YAML aliases
     return path
 
 
