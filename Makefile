@@ -23,7 +23,9 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	# compat: the checkout goes on sys.path, so a folder named rules/ next to a config
+	# (where `python -m gateway` runs) cannot shadow the rules package.
+	$(VENV)/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
 test-deps:
