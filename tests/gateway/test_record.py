@@ -34,7 +34,8 @@ def test_record_writes_decoded_readings_as_json_lines(tmp_path, mosquitto):
     # Wait for the recorder's connection (its subscription follows at once), not a guess
     # at how long Python takes to start on a busy machine.
     deadline = time.monotonic() + 20
-    while "New client connected" not in mosquitto.log_tail(200) and time.monotonic() < deadline:
+    # (by its client id: the broker's log also holds the fixture's own probe connection)
+    while "as outpost-record-" not in mosquitto.log_tail(200) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)
     with Device(mosquitto.port) as device:
