@@ -116,11 +116,11 @@ class InfluxWriter:
         self._auth_failing = False
         self._on_auth: OnAuth | None = None
         self._health = Health("unknown", sink.describe())  # "unknown" until a write ends
+        self._tracebacks = FirstTraceback(log)
 
     def health(self) -> Health:
         """InfluxDB's state as the writes found it, with the last failure's reason."""
         return self._health
-        self._tracebacks = FirstTraceback(log)
 
     @property
     def buffered(self) -> int:
