@@ -331,18 +331,21 @@ class Pipeline:
             while queue and done < self._max_batch:
                 readings, token, topic, spec, payload = queue.popleft()
                 done += 1
-                if not readings or spec is None:
+                if not readings:  # an acknowledgement waiting its turn
                     writer.add(None, token, topic)
                     continue
+                # spec None: readings a source made itself (Pipeline.put)
                 try:
                     lines = self._lines(readings, spec)
                 except (InvalidReading, Unwritable) as exc:
-                    self._rejected[spec.name].inc()
+                    if spec is not None:
+                        self._rejected[spec.name].inc()
                     self._deadletters.send(topic, payload, exc.reason, str(exc))
                     writer.add(None, token, topic)
                     continue
                 except Exception as exc:  # a bug must cost one message, not the gateway
-                    self._rejected[spec.name].inc()
+                    if spec is not None:
+                        self._rejected[spec.name].inc()
                     self._deadletters.failed(topic, payload, exc)
                     writer.add(None, token, topic)
                     continue
@@ -356,7 +359,7 @@ class Pipeline:
                 return
             self._scheduled = True
 
-    def _lines(self, readings: list[Reading], spec: Input) -> list[str | None]:
+    def _lines(self, readings: list[Reading], spec: Input | None) -> list[str | None]:
         """Every reading's line (None: skipped by the deadband), or a refusal of them all."""
         encode = self._encoder.encode
         lines: list[str | None] = []
@@ -366,7 +369,7 @@ class Pipeline:
                 check_text("reading", line)  # a lone surrogate cannot be sent as UTF-8
             lines.append(line)
         self._series.admit(readings)
-        deadband = spec.deadband
+        deadband = spec.deadband if spec is not None else None
         if deadband is not None:
             for i, reading in enumerate(readings):
                 if not deadband.keep(reading):
@@ -379,11 +382,12 @@ class Pipeline:
         lines: list[str | None],
         token: object | None,
         topic: str,
-        spec: Input,
+        spec: Input | None,
     ) -> None:
         """Hand an accepted message to the observers and, with its token last, to the writer."""
-        self._decoded[spec.name].inc()
-        self._readings[spec.name].inc(len(readings))
+        if spec is not None:  # put() counted its own
+            self._decoded[spec.name].inc()
+            self._readings[spec.name].inc(len(readings))
         writer, observers = self._writer, self._observers
         last = len(readings) - 1
         for i, reading in enumerate(readings):
