@@ -93,13 +93,13 @@ class Gateway:
             # Everything built so far lives as long as the gateway: keep the garbage
             # collector from walking it again and again under load.
             gc.freeze()
-            # Two threads share the GIL: paho's network thread (reading MQTT) and the event
-            # loop (rules, writes). With the default 5 ms switch interval the network
-            # thread, back from each socket read, waits up to 5 ms for the loop to let go;
-            # 1 ms keeps it reading while the rules work.
+            # The event loop (MQTT ingest, rules, writes) shares the GIL with paho's network
+            # thread of the link (commands out, their acknowledgements in) and the executor's
+            # (outbox writes). With the default 5 ms switch interval each waits up to 5 ms
+            # for the loop to let go; 1 ms keeps a command's answer from waiting on a batch.
             sys.setswitchinterval(0.001)
             parts.dispatcher.start()
-            parts.source.start(parts.pipeline.on_message)
+            parts.source.start(parts.pipeline.on_message, parts.pipeline.on_batch)
             stack.push_async_callback(_stop_receiving, parts)
             self.ready.set()
 

@@ -1,8 +1,9 @@
 """How long to wait before trying again: capped exponential backoff with jitter.
 
 One policy for every retry the gateway makes itself — InfluxDB writes, webhook
-notifications, unanswered device commands. (The broker connection is retried
-by paho, with its own ``reconnect_delay_set``.)
+notifications, unanswered device commands, the ingest connection to the broker.
+(The link's broker connection is retried by paho, with its own
+``reconnect_delay_set``.)
 """
 
 from __future__ import annotations

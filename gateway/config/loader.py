@@ -38,6 +38,7 @@ from rules.yamlsrc import (
 )
 
 DEFAULT_FILE = "outpost.yaml"
+PACKET_HEADROOM = 64 * 1024  # an MQTT packet's topic (up to 64 KiB) and headers
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,15 @@ def _cross_checks(config: Config, data: LocDict, origin: Mark) -> list[Problem]:
                 )
             )
             continue
+        if spec.max_payload + PACKET_HEADROOM > config.mqtt.max_packet_size:
+            problems.append(
+                Problem(
+                    locate(data, ("inputs", i, "max_payload"), origin),
+                    f"max_payload {spec.max_payload} must be at least {PACKET_HEADROOM} bytes "
+                    f"below mqtt.max_packet_size {config.mqtt.max_packet_size} (room for the "
+                    "topic): the broker would drop such messages before they reach the gateway",
+                )
+            )
         if spec.format == "value" and "metric" not in template.fields and not spec.metric:
             problems.append(
                 Problem(

@@ -86,14 +86,27 @@ class MqttConfig(_Model):
     password: SecretStr | None = None
     password_file: str | None = Field(None, description="file holding the password")
     tls: TlsConfig | None = None
-    keepalive: Duration = Field(30.0, description="half-open connections are noticed after 1.5x")
+    keepalive: Duration = Field(
+        30.0, ge=0, le=65535, description="half-open connections are noticed after 1.5x"
+    )
     session_expiry: Duration = Field(
         86400.0,
+        ge=0,
+        le=4_294_967_295,
         description="how long the broker keeps our "
         "subscriptions and queued QoS 1 messages while we are away",
     )
     reconnect_min: Duration = 0.5
     reconnect_max: Duration = 30.0
+    max_packet_size: Size = Field(
+        16 * 1024**2,
+        ge=4096,
+        le=268_435_460,
+        description="the largest MQTT packet the broker may send the ingest connection; "
+        "it drops bigger messages instead of sending them (every input's max_payload "
+        "must be at least 64 KiB below it, so oversized payloads still arrive to be "
+        "dead-lettered)",
+    )
 
     @field_validator("username", mode="before")
     @classmethod

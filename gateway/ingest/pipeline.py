@@ -1,13 +1,13 @@
 """From MQTT message to stored reading: route → size check → decode → observe → write.
 
-Two threads meet here. ``on_message`` runs on paho's network thread: it
+Two threads can meet here. ``on_message`` runs on a source's own thread: it
 routes the topic to its input, checks the size, decodes, and appends the
-result to a bounded queue. The event loop drains that queue in order: it writes
-a message's readings as line protocol, and once all of them can be stored, each
-reading goes to the observers (rules, live views) and to the InfluxDB writer,
-together with the message's acknowledgement token. One wake-up of the loop
-serves as many messages as have queued, so the hand-over costs little per
-message.
+result to a bounded queue (a source on the event loop calls ``on_batch``). The
+event loop drains that queue in order: it writes a message's readings as line
+protocol, and once all of them can be stored, each reading goes to the observers
+(rules, live views) and to the InfluxDB writer, together with the message's
+acknowledgement token. One wake-up of the loop serves as many messages as have
+queued, so the hand-over costs little per message.
 
 Readings a source makes itself (a Modbus poll, on the event loop) enter with
 :meth:`Pipeline.put`: no topic to route, nothing to decode, the same queue,
@@ -322,6 +322,20 @@ class Pipeline:
         self._loop.call_later(self._gather_delay, self.drain)
 
     # event loop -------------------------------------------------------------------
+
+    def on_batch(self, messages: Sequence[tuple[str, bytes, object | None]]) -> None:
+        """:meth:`on_message` for each of ``messages``, from a source on the event loop.
+
+        They join the same queue, in order and under the same drop policy, but nothing
+        has to wake the loop from another thread: the queue is drained right away.
+        """
+        scheduled, self._scheduled = self._scheduled, True  # no wake-up per message
+        try:
+            for topic, payload, token in messages:
+                self.on_message(topic, payload, token)
+        finally:
+            self._scheduled = scheduled
+        self.drain()
 
     def drain(self) -> None:
         """Process queued messages in order (on the event loop)."""

@@ -7,9 +7,12 @@ acknowledging (MQTT QoS 0); otherwise the pipeline hands it back through
 :meth:`Source.ack` once the reading is safe (stored in InfluxDB, or committed
 to the outbox), in the order the source delivered them.
 
-Lifecycle: ``start(deliver)`` → messages flow (on the source's own thread or
-on the event loop: ``deliver`` is thread-safe) → ``stop_receiving()`` (anything
-unacknowledged is redelivered next time) → ``stop()``.
+Lifecycle: ``start(deliver, deliver_batch)`` → messages flow (on the source's
+own thread or on the event loop: ``deliver`` is thread-safe) →
+``stop_receiving()`` (anything unacknowledged is redelivered next time) →
+``stop()``. A source that receives on the event loop's own thread hands each
+read's messages to ``deliver_batch`` at once, when it is given: they skip the
+hand-over between threads.
 
 Devices the gateway polls itself (Modbus, :mod:`gateway.modbus`) have no messages
 and nothing to acknowledge: their readings enter with ``Pipeline.put``.
@@ -29,6 +32,8 @@ from gateway.metrics import Family, Metrics, Sample
 
 Deliver = Callable[[str, bytes, Any], None]
 """``deliver(topic, payload, token)``: one message for the pipeline."""
+DeliverBatch = Callable[[Sequence[tuple[str, bytes, Any]]], None]
+"""``deliver_batch([(topic, payload, token), …])``: messages in order, on the event loop."""
 
 
 class Source(Protocol):
@@ -48,7 +53,7 @@ class Source(Protocol):
         """The connection's state and the reason of its last failure, for the status."""
         ...
 
-    def start(self, deliver: Deliver) -> None: ...
+    def start(self, deliver: Deliver, deliver_batch: DeliverBatch | None = None) -> None: ...
 
     def ack(self, tokens: Iterable[Any]) -> None:
         """The readings of these messages are safe: let the source forget them."""

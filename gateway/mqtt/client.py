@@ -1,8 +1,9 @@
-"""Making paho-mqtt clients the gateway's way: credentials, TLS, reconnect delays, no Nagle.
+"""Making MQTT clients the gateway's way: credentials, TLS, reconnect delays, no Nagle.
 
-Both of the gateway's connections (the ingest subscriber and the link that
-carries commands and alerts) and the test probes are built here, so TLS and
-credentials are set in one place.
+The link that carries commands and alerts and the test probes are paho clients
+built here; the ingest connection (:mod:`gateway.mqtt.receiver`) is the
+gateway's own and takes its TLS settings from :func:`tls_context` too, so both
+verify the broker the same way.
 """
 
 from __future__ import annotations
@@ -41,6 +42,24 @@ class Client(mqtt.Client):
         return result
 
 
+def tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
+    """The TLS settings of ``cfg`` (None without ``tls:``): the broker's certificate is
+    verified against ``ca`` (else the system's CAs) and its name checked unless
+    ``insecure``; ``cert`` and ``key`` are the client's own, for mutual TLS."""
+    if cfg.tls is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cfg.tls.ca)
+    if cfg.tls.cert:
+        context.load_cert_chain(cfg.tls.cert, cfg.tls.key)
+    if cfg.tls.insecure:
+        log.warning(
+            "TLS hostname verification is OFF (mqtt.tls.insecure): anyone on the "
+            "network path can impersonate the broker"
+        )
+        context.check_hostname = False
+    return context
+
+
 def reconnect_delays(cfg: MqttConfig) -> tuple[int, int]:
     """paho's shortest and longest wait between attempts (whole seconds, at least 1)."""
     return max(1, round(cfg.reconnect_min)), max(1, round(cfg.reconnect_max))
@@ -57,19 +76,9 @@ def make_client(cfg: MqttConfig, client_id: str, *, manual_ack: bool = False) ->
     if cfg.username:
         password = cfg.password.get_secret_value() if cfg.password else None
         client.username_pw_set(cfg.username, password)
-    if cfg.tls is not None:
-        client.tls_set(
-            ca_certs=cfg.tls.ca,
-            certfile=cfg.tls.cert,
-            keyfile=cfg.tls.key,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
-        if cfg.tls.insecure:
-            log.warning(
-                "TLS hostname verification is OFF (mqtt.tls.insecure): anyone on the "
-                "network path can impersonate the broker"
-            )
-            client.tls_insecure_set(True)
+    context = tls_context(cfg)
+    if context is not None:
+        client.tls_set_context(context)  # paho reads check_hostname from the context
     shortest, longest = reconnect_delays(cfg)
     client.reconnect_delay_set(min_delay=shortest, max_delay=longest)
     client.on_socket_open = _no_delay

@@ -1,16 +1,23 @@
 """One broker connection's failures: in the log with their reason, and in the status.
 
-paho retries a connection by itself, with capped exponential backoff, and says
-nothing. :class:`ConnectionWatch` is told about every attempt that fails — the
-socket (refused, DNS, timeout), TLS (with the subject of the certificate the
-broker presented) or the broker's CONNACK (bad login, not authorized) — and
+Both broker connections retry by themselves with capped exponential backoff: the
+ingest connection (:mod:`gateway.mqtt.receiver`, the gateway's own client) and the
+link (paho, which says nothing). :class:`ConnectionWatch` is told about every
+attempt that fails — the socket (refused, DNS, timeout), TLS (with the subject of
+the certificate the broker presented), a connection the broker closes before it
+answers, or the broker's CONNACK (bad login, not authorized) — and
 
 - logs it with its reason once per backoff step while the waits still grow,
   then at most once a minute (a changed reason is logged at once);
 - keeps a :class:`~gateway.health.Health` the status shows (``broker`` in
   ``/api/v1/status``, the MQTT line of ``outpost status``).
 
-Its methods run on paho's network thread; :meth:`health` on any thread.
+The owner of a connection reports with :meth:`attempt_failed`,
+:meth:`login_refused`, :meth:`closed_unanswered`, :meth:`up` and :meth:`lost`; a
+paho client is followed with :meth:`attach` and the paho-shaped :meth:`refused`,
+:meth:`connected` and :meth:`closed`. Its methods run on any thread (the reason of
+an untrusted certificate is looked up with a connection of its own: not on an
+event loop).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from gateway.health import Health
 from gateway.logsetup import Throttled
 from gateway.mqtt.client import reconnect_delays
 from gateway.mqtt.peercert import presented_by
+from gateway.mqtt.wire import ProtocolError
 from gateway.retry import Backoff
 
 log = logging.getLogger("outpost.mqtt")
@@ -51,15 +59,19 @@ class ConnectionWatch:
         cfg: MqttConfig,
         name: str,
         *,
+        steps: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], int] = time.time_ns,
     ) -> None:
         self._cfg = cfg
         self.name = name
         self._wall = wall
-        shortest, self._longest = reconnect_delays(cfg)
-        # paho doubles its wait after each failure up to the longest: one step each.
-        self._steps = Backoff(base=shortest, cap=self._longest, jitter=0.0)
+        if steps is None:
+            # paho doubles its wait after each failure up to the longest: one step each.
+            shortest, longest = reconnect_delays(cfg)
+            steps = Backoff(base=shortest, cap=longest, jitter=0.0)
+        self._steps = steps  # the owner's waits between attempts: their ceilings are the steps
+        self._longest = steps.cap
         self._log = Throttled(log, REPEAT_EVERY, clock)
         self._lock = threading.Lock()
         self._health = Health("unknown", f"{cfg.host}:{cfg.port}")
@@ -92,33 +104,61 @@ class ConnectionWatch:
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         """The socket, DNS or TLS step failed (paho's ``on_connect_fail``)."""
-        kind, level, reason = self.explain(getattr(client, "connect_error", None))
-        self._failed(kind, level, reason)
+        self.attempt_failed(getattr(client, "connect_error", None))
 
     def refused(self, reason: ReasonCode) -> None:
-        """The broker answered the CONNECT with a failure (bad login, not authorized …)."""
+        """paho: the broker answered the CONNECT with a failure."""
         self._answered = True
-        who = f"the login {self._cfg.username!r}" if self._cfg.username else "an anonymous login"
-        self._failed(f"connack-{reason.value}", logging.ERROR,
-                     f"the broker refused {who}: {reason} (CONNACK reason code {reason.value})")
+        self.login_refused(str(reason), reason.value)
 
     def connected(self, client: mqtt.Client) -> None:
+        """paho: the broker accepted the CONNECT."""
         self._answered = True
         client.on_log = None
-        with self._lock:
-            self._health = self._health.succeeded(self._wall())
+        self.up()
 
     def closed(self, reason: ReasonCode, was_connected: bool) -> None:
-        """The connection ended: lost after it was up, or closed before the broker answered."""
+        """paho: the connection ended, lost after it was up or closed before the broker
+        answered."""
         if not reason.is_failure:
             return  # our own disconnect
         if was_connected:
-            with self._lock:
-                self._health = self._health.down(f"connection lost ({reason})", self._wall())
-            log.warning("MQTT %s: lost the broker connection to %s (%s); reconnecting",
-                        self.name, self._health.target, reason)
+            self.lost(str(reason))
         elif not self._answered:
-            self._failed("closed", logging.ERROR, self._closed_early(reason))
+            self.closed_unanswered(self._paho_error or str(reason))
+
+    # what the owner of a connection reports ---------------------------------------------
+
+    def attempt_failed(self, exc: BaseException | None) -> None:
+        """The socket, DNS or TLS step failed, or the broker broke the protocol."""
+        kind, level, reason = self.explain(exc)
+        self._failed(kind, level, reason)
+
+    def login_refused(self, reason: str, code: int) -> None:
+        """The broker answered the CONNECT with a failure (bad login, not authorized …)."""
+        who = f"the login {self._cfg.username!r}" if self._cfg.username else "an anonymous login"
+        self._failed(f"connack-{code}", logging.ERROR,
+                     f"the broker refused {who}: {reason} (CONNACK reason code {code})")
+
+    def closed_unanswered(self, detail: str) -> None:
+        """The broker closed the connection before its CONNACK (``detail``: what was read)."""
+        self._failed("closed", logging.ERROR, self._closed_early(detail))
+
+    def up(self) -> None:
+        with self._lock:
+            self._health = self._health.succeeded(self._wall())
+
+    def lost(self, why: str, step: int | None = None) -> None:
+        """A connection that was up went down. With ``step`` (the owner's backoff step for
+        the next attempt) the line is held to one per step like a failed attempt's."""
+        with self._lock:
+            self._health = self._health.down(f"connection lost ({why})", self._wall())
+        line = "MQTT %s: lost the broker connection to %s (%s); reconnecting"
+        if step is None:
+            log.warning(line, self.name, self._health.target, why)
+        else:
+            self._log.log(f"lost@{self._steps.ceiling(step):g}", logging.WARNING, line,
+                          self.name, self._health.target, why)
 
     def _failed(self, kind: str, level: int, reason: str) -> None:
         with self._lock:
@@ -133,11 +173,15 @@ class ConnectionWatch:
 
     # reasons -------------------------------------------------------------------------------
 
-    def explain(self, exc: OSError | None) -> tuple[str, int, str]:
+    def explain(self, exc: BaseException | None) -> tuple[str, int, str]:
         """``(kind, log level, reason)`` for a failed attempt."""
         cfg = self._cfg
         if exc is None:
             return "unknown", logging.WARNING, "no reason given"
+        if isinstance(exc, ProtocolError):
+            return "protocol", logging.ERROR, f"protocol error: {exc}"
+        if not isinstance(exc, OSError):
+            return type(exc).__name__, logging.ERROR, f"{type(exc).__name__}: {exc}"
         if isinstance(exc, socket.gaierror):
             return "dns", logging.WARNING, f"cannot resolve {cfg.host!r} (DNS: {exc.strerror})"
         if isinstance(exc, ConnectionRefusedError):
@@ -152,8 +196,7 @@ class ConnectionWatch:
         name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
         return f"os-{name}", logging.WARNING, f"{exc.strerror or exc} ({name})"
 
-    def _closed_early(self, reason: ReasonCode) -> str:
-        detail = self._paho_error or str(reason)
+    def _closed_early(self, detail: str) -> str:
         detail = _SSL_SOURCE.sub("", detail.removeprefix("failed to receive on socket: "))
         text = f"the broker closed the connection before answering the login: {detail}"
         lowered = detail.lower()

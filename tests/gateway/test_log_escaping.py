@@ -6,11 +6,10 @@ import json
 import logging
 import sys
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from gateway.logsetup import JournaldFormatter, JsonFormatter, TextFormatter, printable
-from gateway.mqtt.subscriber import topic_of
+from gateway.mqtt import wire
 
 
 @pytest.mark.parametrize(
@@ -56,6 +55,11 @@ def test_an_exception_message_in_a_traceback_cannot_forge_a_line(formatter) -> N
 
 
 def test_a_topic_that_is_not_utf8_reaches_the_pipeline_as_surrogates() -> None:
-    message = mqtt.MQTTMessage(mid=1, topic=b"sensors/\xed\xa0\x80/t")
-    assert topic_of(message) == "sensors/\udced\udca0\udc80/t"
-    assert topic_of(mqtt.MQTTMessage(mid=2, topic=b"sensors/gh-1/t")) == "sensors/gh-1/t"
+    def topic_of(raw: bytes) -> str:
+        publishes: list[tuple[str, bytes, int | None]] = []
+        body = len(raw).to_bytes(2, "big") + raw + b"\x00x"  # topic, no properties, payload
+        wire.read_packets(bytes((0x30, len(body))) + body, 1 << 16, 1 << 20, publishes, [])
+        return publishes[0][0]
+
+    assert topic_of(b"sensors/\xed\xa0\x80/t") == "sensors/\udced\udca0\udc80/t"
+    assert topic_of(b"sensors/gh-1/t") == "sensors/gh-1/t"
