@@ -80,10 +80,27 @@ def paho(
     limit: CpuLimit | None = None,
 ) -> Row:
     """The raw paho counter, optionally held to a CPU quota once subscribed."""
+    command = [sys.executable, "-m", "benchmarks.counter", "--protocol", protocol]
+    return counted(rig, id, name, count, command, vs=vs, qos=qos, kind=kind, limit=limit)
+
+
+def counted(
+    rig: Rig,
+    id: str,
+    name: str,
+    count: int,
+    command: list[str],
+    *,
+    vs: str,
+    qos: int = 0,
+    kind: str = "value",
+    limit: CpuLimit | None = None,
+) -> Row:
+    """A counter process: ``command`` takes the options of benchmarks/counter.py
+    (``--port --topic --count --client-id --qos --idle``) and prints what it prints."""
     client_id = f"bench-{id}"
-    command = [sys.executable, "-m", "benchmarks.counter", "--port", str(rig.port)]
-    command += ["--topic", TOPICS[kind], "--count", str(count), "--client-id", client_id]
-    command += ["--protocol", protocol, "--qos", str(qos), "--idle", str(STALL)]
+    command = [*command, "--port", str(rig.port), "--topic", TOPICS[kind], "--count", str(count)]
+    command += ["--client-id", client_id, "--qos", str(qos), "--idle", str(STALL)]
     proc = subprocess.Popen(
         command, cwd=REPO, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
