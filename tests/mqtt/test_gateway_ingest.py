@@ -91,3 +91,25 @@ def test_the_status_is_online_while_connected_and_offline_after_a_stop_or_a_kill
     with Device(mosquitto.port, subscribe=["outpost/status"]) as late:
         [retained] = late.collect(1)
         assert (retained.payload, retained.retain) == (b"offline", True)
+
+
+def test_a_topic_that_is_not_utf8_is_dead_lettered_and_acknowledged_not_a_reconnect(
+    tmp_path, influxdb, influx_db
+):
+    # A broker that does not check topics forwards a device's bad bytes. Dropping the
+    # connection would bring the same QoS 1 message back for ever; the message is refused.
+    async def script(conn: Connection) -> None:
+        await conn.handshake()
+        conn.send(publish(b"sensors/\xed\xa0\x80/temperature", b"1", 1, 1))
+        conn.send(publish("sensors/gh-1/temperature", b"21.5", 1, 2))
+        await serve(conn)
+
+    with FakeBroker(script, wants=ingest_only) as broker:
+        config = gateway_config(broker.port, influxdb.url, influx_db)
+        with GatewayProcess(write_config(tmp_path / "outpost.yaml", config)) as gateway:
+            influxdb.wait_for_count(influx_db, 1, measurement="temperature", timeout=20)
+            wait_until(lambda: pubacks(broker.scripted()[0]) == [1, 2], 10, "both PUBACKs")
+            log = gateway.log()
+        assert len(broker.scripted()) == 1  # no reconnect
+    assert "protocol error" not in log
+    assert "invalid_text" in log  # the dead letter's line
