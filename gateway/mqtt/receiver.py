@@ -210,15 +210,10 @@ class Connection(asyncio.Protocol):
         self._write(wire.encode_subscribe(packet_id, filters))
         return future
 
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> asyncio.Future[Any]:
-        """PUBLISH; at QoS 1 the future gets the PUBACK's reason code, at QoS 0 it is done."""
-        if qos == 0:
-            self._write(wire.encode_publish(topic, payload, retain=retain))
-            done: asyncio.Future[Any] = self._loop.create_future()
-            done.set_result(wire.NORMAL)
-            return done
+    def publish(self, topic: str, payload: bytes, retain: bool) -> asyncio.Future[Any]:
+        """PUBLISH at QoS 1; the future gets the PUBACK's reason code."""
         packet_id, future = self._request()
-        encoded = wire.encode_publish(topic, payload, qos=qos, retain=retain, packet_id=packet_id)
+        encoded = wire.encode_publish(topic, payload, qos=1, retain=retain, packet_id=packet_id)
         self._write(encoded)
         return future
 
@@ -266,8 +261,11 @@ class Connection(asyncio.Protocol):
             self._timer = self._loop.call_later(min(1.0, self._keepalive / 4), self._tick)
 
     def _tick(self) -> None:
-        now = self._loop.time()
         keepalive = self._keepalive
+        if keepalive <= 0:  # the broker's Server Keep Alive turned it off
+            self._timer = None
+            return
+        now = self._loop.time()
         silent = now - self._last_in
         if silent >= 1.5 * keepalive and self._transport is not None:
             self._why = f"no answer from the broker for {silent:.1f} s (keepalive {keepalive:g} s)"
@@ -351,7 +349,7 @@ class Receiver:
         if conn is not None:
             with contextlib.suppress(TimeoutError, Closed, wire.ProtocolError):
                 async with asyncio.timeout(STATUS_TIMEOUT):
-                    await conn.publish(self._status_topic, b"offline", 1, True)
+                    await conn.publish(self._status_topic, b"offline", retain=True)
             conn.disconnect()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STATUS_TIMEOUT):
@@ -429,7 +427,7 @@ class Receiver:
     def _connected(self, conn: Connection, session_present: bool) -> None:
         if self._subscriptions:
             conn.subscribe(self._subscriptions).add_done_callback(self._subscribed)
-        conn.publish(self._status_topic, b"online", 1, True)
+        conn.publish(self._status_topic, b"online", retain=True)
         self.watch.up()
         self._on_up(session_present)
         log.info(

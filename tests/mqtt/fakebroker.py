@@ -44,8 +44,9 @@ def packet(first: int, body: bytes) -> bytes:
     return bytes((first,)) + varint(len(body)) + body
 
 
-def connack(session_present: bool = False, reason: int = 0) -> bytes:
-    return packet(CONNACK << 4, bytes((int(session_present), reason, 0)))
+def connack(session_present: bool = False, reason: int = 0, properties: bytes = b"") -> bytes:
+    body = bytes((int(session_present), reason)) + varint(len(properties)) + properties
+    return packet(CONNACK << 4, body)
 
 
 def publish(topic: str | bytes, payload: bytes, qos: int = 0, packet_id: int = 0) -> bytes:
@@ -92,9 +93,9 @@ class Connection:
     def send(self, data: bytes) -> None:
         self.writer.write(data)
 
-    async def handshake(self, session_present: bool = False) -> None:
+    async def handshake(self, session_present: bool = False, properties: bytes = b"") -> None:
         """CONNACK, then the SUBACK and the PUBACK of the ``online`` status the client sends."""
-        self.send(connack(session_present))
+        self.send(connack(session_present, properties=properties))
         for _ in range(2):
             kind, flags, body = await self.read_packet()
             if kind == SUBSCRIBE:

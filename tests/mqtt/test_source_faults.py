@@ -175,3 +175,21 @@ async def test_a_broker_that_drops_every_connection_at_once_is_not_hammered(capl
     assert 4 <= connections <= 17, connections
     lost = caplog.text.count("lost the broker connection")
     assert lost == 3, caplog.text  # one line per backoff step, then one a minute
+
+
+@pytest.mark.parametrize("server_keepalive", [1, 0])
+async def test_the_brokers_server_keep_alive_replaces_ours(server_keepalive):
+    async def script(conn: Connection) -> None:
+        await conn.handshake(properties=bytes((0x13, 0, server_keepalive)))
+        await serve(conn)
+
+    with FakeBroker(script) as broker:
+        cfg = mqtt_config(broker.port, keepalive="60s")
+        async with running(cfg) as (source, _):
+            await until(lambda: source.connected, what="the connection")
+            await asyncio.sleep(2.5)
+            assert source.connected  # 0 turns keepalive off: no ping, and no timeout either
+        first = broker.scripted()[0]
+        pings = sum(1 for kind, _, _ in first.received if kind == PINGREQ)
+    assert len(broker.scripted()) == 1
+    assert (pings >= 2) if server_keepalive else (pings == 0)
