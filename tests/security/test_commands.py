@@ -87,3 +87,31 @@ def test_crafted_and_unlisted_device_ids_never_become_commands(
     assert refused[("fan-2", "api")] == "unknown_device"
     assert refused[("fan-1/set", "api")] == refused[("+", "api")] == "bad_device"
     assert ("fan-1", "rule") not in refused
+
+
+def test_a_lone_surrogate_in_a_command_value_is_refused_and_the_gateway_serves_on(
+        tmp_path, mosquitto, influxdb, influx_db) -> None:
+    """JSON can spell text UTF-8 cannot carry ("\\ud800"): a 400 that says so, not a 500."""
+    (tmp_path / "api.token").write_text("t" * 32)
+    (tmp_path / "api.token").chmod(0o600)
+    config = gateway_config(
+        mosquitto.port, influxdb.url, influx_db,
+        devices={"lamp-1": {"commands": {"mode": {"type": "str"}}, "retries": 0}},
+    )
+    config["http"]["token_file"] = "api.token"
+    base = f"http://{config['http']['listen']}"
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer " + "t" * 32}
+    with GatewayProcess(write_config(tmp_path / "outpost.yaml", config)), \
+            Device(mosquitto.port, subscribe=["devices/lamp-1/#"]) as lamp:
+        for body in (b'{"device": "lamp-1", "set": {"mode": "a\\ud800b"}}',
+                     b'{"device": "lamp-1", "set": {"mo\\udfffde": "eco"}}',
+                     b'{"device": "lamp-\\ud800", "set": {"mode": "eco"}}'):
+            status, _, answer = http_request("POST", f"{base}/api/v1/commands", body, headers)
+            assert status == 400, (status, answer)
+            assert b"UTF-8" in answer or b"surrogate" in answer, answer
+        status, _, answer = http_request(
+            "POST", f"{base}/api/v1/commands",
+            json.dumps({"device": "lamp-1", "set": {"mode": "eco"}}).encode(), headers)
+        assert status in (200, 201, 202), (status, answer)
+        (first,) = lamp.collect(1)  # the refused ones, sent before it, never went out
+        assert first.topic == "devices/lamp-1/set" and json.loads(first.payload)["mode"] == "eco"
