@@ -95,15 +95,18 @@ class Bench:
             self.notes.append(f"B6 and G6 (a quarter of one core) SKIPPED: {exc}")
 
     def sustained(self) -> None:
-        """G1 (the maximum), S1 (80 % of it for --sustained minutes), D1 (disk writes)."""
+        """G1 (the burst), P1 (the paced maximum), S1 (80 % of P1 for --sustained minutes),
+        D1 (disk writes)."""
         args = self.args
         peak = self.measure(cases.throughput, "G1", "gateway, value readings", args.count, vs="G1")
-        rate, seconds = 0.8 * peak.rate, args.sustained * 60
-        name = f"gateway, 80 % of G1 for {args.sustained:g} min, 1 rule + command"
-        held = self.measure(sustained.sustained, "S1", name, rate, seconds, args.window, vs="G1")
+        most = self.measure(sustained.paced_maximum, "P1", args.latency_rate, peak.rate, vs="G1")
+        rate, seconds = 0.8 * most.figures["paced_maximum"], args.sustained * 60
+        name = f"gateway, 80 % of P1 for {args.sustained:g} min, 1 rule + command"
+        held = self.measure(sustained.sustained, "S1", name, rate, seconds, args.window, vs="P1")
         self.measure(sustained.disk, "D1", args.window, vs="G1")
         self.notes.append(f"\nS1, its first and last {args.window:g} s:\n")
         self.notes.append(sustained.window_table(held))
+        self.notes.append(sustained.verdict(held))
 
 
 def main() -> None:
@@ -135,7 +138,8 @@ def main() -> None:
         "--sustained",
         type=float,
         metavar="MINUTES",
-        help="instead of the standard rows: G1, then S1 at 80 %% of G1's rate "
+        help="instead of the standard rows: G1, P1 (the highest rate carried while "
+        "paced, searched from --latency-rate up to G1's), then S1 at 80 %% of P1's rate "
         "for MINUTES (first vs last window), then D1",
     )
     parser.add_argument(

@@ -12,6 +12,11 @@ from benchmarks.report import Row
 from benchmarks.rig import Gateway, Rig
 
 DISK_DEVICES = 100  # at one reading/s each
+# The paced maximum: a rate is carried when, for PROBE_SECONDS, the publisher held it,
+# nothing was lost or missing and the alert p99 stayed under KEPT_UP_P99_MS.
+PROBE_SECONDS = 15.0
+PROBE_STEPS = 4
+KEPT_UP_P99_MS = 1000.0
 DISK_WARMUP = 5.0  # s before the window opens: start-up writes are not the steady state
 
 
@@ -34,6 +39,51 @@ def sustained(
     return row
 
 
+def carried(row: Row, offered: float) -> bool:
+    """Did the gateway keep up with ``offered`` readings/s in this latency row?"""
+    f = row.figures
+    return (
+        row.lost == 0
+        and f["alert_missing"] == 0
+        and f["command_missing"] == 0
+        and f["alert_p99_ms"] < KEPT_UP_P99_MS
+        and row.rate >= 0.95 * offered
+    )
+
+
+def paced_maximum(rig: Rig, id: str, low: float, high: float, *, vs: str) -> Row:
+    """The highest rate between ``low`` and ``high`` the whole rig carries while paced.
+
+    A burst row (G1) lets the publisher finish before the gateway has drained the
+    broker's queue, so its rate is not one the gateway can be *held* at: the publisher,
+    broker, gateway and InfluxDB share the machine. This bisects for PROBE_STEPS runs of
+    PROBE_SECONDS each; the row is the last run carried (``low`` is tried first, and
+    reported as not carried if even it fails)."""
+    best = latency.as_row(latency.run(rig, f"{id.lower()}-low", low, PROBE_SECONDS), id,
+                          "", vs=vs)
+    kept, tried = (low if carried(best, low) else 0.0), [f"{low:,.0f} {_mark(best, low)}"]
+    if kept:
+        lo, hi = low, high
+        for step in range(PROBE_STEPS):
+            rate = (lo + hi) / 2
+            probe = latency.as_row(
+                latency.run(rig, f"{id.lower()}-{step}", rate, PROBE_SECONDS), id, "", vs=vs)
+            tried.append(f"{rate:,.0f} {_mark(probe, rate)}")
+            if carried(probe, rate):
+                lo, best, kept = rate, probe, rate
+            else:
+                hi = rate
+    best.name = "gateway, paced maximum, 1 rule + command"
+    best.figures["paced_maximum"] = kept
+    best.notes = (f"carried {kept:,.0f}/s (tried: {', '.join(tried)}; "
+                  f"{PROBE_SECONDS:g} s each); " + best.notes)
+    return best
+
+
+def _mark(row: Row, offered: float) -> str:
+    return "yes" if carried(row, offered) else "no"
+
+
 def window_table(row: Row) -> str:
     lines = [
         "| window | gateway VmRSS MiB (highest) | alert p50 / p99 ms "
@@ -47,6 +97,24 @@ def window_table(row: Row) -> str:
             f"| {w['hot_readings']:.0f} | {w['alert_missing']:.0f} / {w['command_missing']:.0f} |"
         )
     return "\n".join(lines)
+
+
+FLAT = 1.10  # the last window may be at most 10 % above the first
+
+
+def verdict(row: Row) -> str:
+    """Whether RSS and both p99 latencies stayed flat from the first window to the last."""
+    first, last = row.figures["windows"]
+    grew = [
+        f"{label} {last[key] / first[key]:.2f}×"
+        for label, key in (("RSS", "rss_mib"), ("alert p99", "alert_p99_ms"),
+                           ("command p99", "command_p99_ms"))
+        if last[key] > FLAT * first[key]
+    ]
+    lost = f"{row.lost:,} lost"
+    if grew:
+        return f"\nS1 NOT flat (last window / first): {', '.join(grew)}; {lost}."
+    return f"\nS1 flat: RSS and p99 latencies of the last window within 10 % of the first; {lost}."
 
 
 def disk(rig: Rig, id: str, window: float, *, vs: str) -> Row:
