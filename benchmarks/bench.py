@@ -99,7 +99,10 @@ class Bench:
         D1 (disk writes)."""
         args = self.args
         peak = self.measure(cases.throughput, "G1", "gateway, value readings", args.count, vs="G1")
-        most = self.measure(sustained.paced_maximum, "P1", args.latency_rate, peak.rate, vs="G1")
+        probe = min(15.0, args.window)
+        most = self.measure(
+            sustained.paced_maximum, "P1", min(args.latency_rate, peak.rate / 2), peak.rate, probe,
+            vs="G1")
         rate, seconds = 0.8 * most.figures["paced_maximum"], args.sustained * 60
         name = f"gateway, 80 % of P1 for {args.sustained:g} min, 1 rule + command"
         held = self.measure(sustained.sustained, "S1", name, rate, seconds, args.window, vs="P1")

@@ -12,9 +12,9 @@ from benchmarks.report import Row
 from benchmarks.rig import Gateway, Rig
 
 DISK_DEVICES = 100  # at one reading/s each
-# The paced maximum: a rate is carried when, for PROBE_SECONDS, the publisher held it,
-# nothing was lost or missing and the alert p99 stayed under KEPT_UP_P99_MS.
-PROBE_SECONDS = 15.0
+# The paced maximum: a rate is carried when, for one probe (15 s, or --window if shorter),
+# the publisher held it, nothing was lost or missing and the alert p99 stayed under
+# KEPT_UP_P99_MS.
 PROBE_STEPS = 4
 KEPT_UP_P99_MS = 1000.0
 DISK_WARMUP = 5.0  # s before the window opens: start-up writes are not the steady state
@@ -51,15 +51,17 @@ def carried(row: Row, offered: float) -> bool:
     )
 
 
-def paced_maximum(rig: Rig, id: str, low: float, high: float, *, vs: str) -> Row:
+def paced_maximum(
+    rig: Rig, id: str, low: float, high: float, seconds: float, *, vs: str
+) -> Row:
     """The highest rate between ``low`` and ``high`` the whole rig carries while paced.
 
     A burst row (G1) lets the publisher finish before the gateway has drained the
     broker's queue, so its rate is not one the gateway can be *held* at: the publisher,
     broker, gateway and InfluxDB share the machine. This bisects for PROBE_STEPS runs of
-    PROBE_SECONDS each; the row is the last run carried (``low`` is tried first, and
+    ``seconds`` each; the row is the last run carried (``low`` is tried first, and
     reported as not carried if even it fails)."""
-    best = latency.as_row(latency.run(rig, f"{id.lower()}-low", low, PROBE_SECONDS), id,
+    best = latency.as_row(latency.run(rig, f"{id.lower()}-low", low, seconds), id,
                           "", vs=vs)
     kept, tried = (low if carried(best, low) else 0.0), [f"{low:,.0f} {_mark(best, low)}"]
     if kept:
@@ -67,7 +69,7 @@ def paced_maximum(rig: Rig, id: str, low: float, high: float, *, vs: str) -> Row
         for step in range(PROBE_STEPS):
             rate = (lo + hi) / 2
             probe = latency.as_row(
-                latency.run(rig, f"{id.lower()}-{step}", rate, PROBE_SECONDS), id, "", vs=vs)
+                latency.run(rig, f"{id.lower()}-{step}", rate, seconds), id, "", vs=vs)
             tried.append(f"{rate:,.0f} {_mark(probe, rate)}")
             if carried(probe, rate):
                 lo, best, kept = rate, probe, rate
@@ -76,7 +78,7 @@ def paced_maximum(rig: Rig, id: str, low: float, high: float, *, vs: str) -> Row
     best.name = "gateway, paced maximum, 1 rule + command"
     best.figures["paced_maximum"] = kept
     best.notes = (f"carried {kept:,.0f}/s (tried: {', '.join(tried)}; "
-                  f"{PROBE_SECONDS:g} s each); " + best.notes)
+                  f"{seconds:g} s each); " + best.notes)
     return best
 
 

@@ -108,8 +108,10 @@ def test_every_row_reports_every_figure(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_sustained_reports_first_and_last_window(tmp_path: Path) -> None:
     stdout, document = run_bench(tmp_path, "--count", "300", "--sustained", "0.1", "--window", "2")
-    assert_every_figure(stdout, document, ["G1", "S1", "D1"])
-    held = document["rows"][1]
+    assert_every_figure(stdout, document, ["G1", "P1", "S1", "D1"])
+    most = document["rows"][1]
+    assert most["figures"]["paced_maximum"] > 0 and "carried" in most["notes"], most
+    held = document["rows"][2]
     assert_latency(held)
     windows = held["figures"]["windows"]
     assert [w["window"] for w in windows] == ["first", "last"]
@@ -117,3 +119,4 @@ def test_sustained_reports_first_and_last_window(tmp_path: Path) -> None:
         assert window["rss_mib"] > 0 and window["hot_readings"] > 0, window
         assert math.isfinite(window["alert_p99_ms"]) and math.isfinite(window["command_p99_ms"])
     assert "| first |" in stdout and "| last |" in stdout
+    assert "S1 flat" in stdout or "S1 NOT flat" in stdout
